@@ -1,0 +1,182 @@
+"""Test matrix over backend x package, plus parity, wheels and lint.
+
+``nox -l`` lists the sessions; ``nox -t mlx`` runs every MLX session, ``nox -t core``
+every session of autograd-core. Each test session builds a fresh venv with uv,
+installs only the package under test (and what it declares), forces a rebuild
+of the workspace packages so a stale build is never tested, checks that the
+library reports the backend it was asked for, then runs that package's tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+NEWEST_PYTHON = "3.13"
+
+# distribution name and folder of each package
+PACKAGES = {
+    "core": "autograd-core",
+}
+# what each backend adds to the install of autograd-core
+BACKEND_EXTRA = {"numpy": "", "mlx": "[mlx]", "cupy": "[cuda12]"}
+
+# The valid (python, backend, package) combinations, listed explicitly.
+MATRIX = [
+    (PYTHON, "numpy", "core"),
+    (NEWEST_PYTHON, "numpy", "core"),
+    (PYTHON, "mlx", "core"),
+    (PYTHON, "cupy", "core"),
+]
+
+
+def _pyenv_versions() -> None:
+    # pyenv's shims only answer for the selected version; let uv find the others.
+    if "PYENV_VERSION" in os.environ or not shutil.which("pyenv"):
+        return
+    try:
+        current = subprocess.run(["pyenv", "version-name"], capture_output=True, text=True, check=True).stdout
+        known = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return
+    wanted = [current.strip().split(":")[0]]
+    for v in known.split():
+        if any(v.startswith(p + ".") for p in (PYTHON, "3.12", NEWEST_PYTHON)) and v not in wanted:
+            wanted.append(v)
+    os.environ["PYENV_VERSION"] = ":".join(wanted)
+
+
+_pyenv_versions()
+
+
+def _has_cuda_device() -> bool:
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or bool(os.environ.get("AUTOGRAD_ASSUME_CUDA"))
+
+
+def _install(session: nox.Session, backend: str, packages: list[str], *extra: str) -> None:
+    """Install packages from their folders, always rebuilding workspace packages."""
+    specs = []
+    for pkg in packages:
+        dist = PACKAGES[pkg]
+        suffix = BACKEND_EXTRA[backend] if pkg == "core" else ""
+        specs.append(f"./packages/{dist}{suffix}")
+    if "core" not in packages and BACKEND_EXTRA[backend]:
+        specs.append(f"./packages/autograd-core{BACKEND_EXTRA[backend]}")
+    reinstall = [arg for d in PACKAGES.values() for arg in ("--reinstall-package", d)]
+    session.install(*specs, *extra, *reinstall)
+
+
+def _assert_backend(session: nox.Session, backend: str, env: dict[str, str]) -> None:
+    session.run(
+        "python",
+        "-c",
+        "import autograd.backend as b, sys; "
+        f"print('autograd backend:', b.BACKEND); sys.exit(0 if b.BACKEND == {backend!r} else 1)",
+        env=env,
+    )
+
+
+@nox.session
+@nox.parametrize(
+    "python,backend,package",
+    [
+        nox.param(py, be, pkg, id=f"{be}-{pkg}" + ("" if py == PYTHON else f"-py{py}"), tags=[be, pkg])
+        for py, be, pkg in MATRIX
+    ],
+)
+def tests(session: nox.Session, backend: str, package: str) -> None:
+    """Run one package's tests on one backend."""
+    if backend == "cupy" and not _has_cuda_device():
+        session.skip("no CUDA device on this machine: the cupy backend cannot run here")
+    dist = PACKAGES[package]
+    _install(session, backend, [package], "pytest", "hypothesis")
+    env = {"AUTOGRAD_BACKEND": backend}
+    _assert_backend(session, backend, env)
+    session.run(
+        "pytest",
+        f"packages/{dist}/tests",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env=env,
+    )
+
+
+def _local_torch_wheel() -> str | None:
+    for folder in os.environ.get("PIP_FIND_LINKS", "/opt/wheels").split():
+        hits = sorted(glob.glob(os.path.join(folder, "torch-*+cpu-cp311-*.whl")))
+        if hits:
+            return hits[-1]
+    return None
+
+
+@nox.session(python=PYTHON, venv_backend="venv", tags=["parity", "numpy"])
+def parity(session: nox.Session) -> None:
+    """Every package's tests with PyTorch (CPU build, from this machine's disk) installed."""
+    wheel = _local_torch_wheel()
+    if wheel is None:
+        session.skip("no PyTorch CPU wheel on this machine's disk (PIP_FIND_LINKS); parity tests need one")
+    session.run("python", "-m", "pip", "install", "-q", wheel)
+    dists = [f"./packages/{d}" for d in PACKAGES.values()]
+    session.run("python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *dists)
+    session.run("python", "-m", "pip", "install", "-q", *dists, "pytest", "hypothesis")
+    session.run("python", "-c", "import torch; print('torch', torch.__version__)")
+    env = {"AUTOGRAD_BACKEND": "numpy", "AUTOGRAD_REQUIRE_TORCH": "1"}
+    session.run(
+        "pytest",
+        *[f"packages/{d}/tests" for d in PACKAGES.values()],
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "torch",
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session(python=PYTHON, tags=["wheels"])
+def wheels(session: nox.Session) -> None:
+    """Build every wheel, then install and import each alone in a fresh venv outside the workspace."""
+    out = Path(tempfile.mkdtemp(prefix="autograd-wheels-"))
+    session.run("uv", "build", "--all-packages", "--no-sources", "-o", str(out), external=True)
+    built = {p.name.split("-")[0].replace("_", "-"): p for p in out.glob("*.whl")}
+    missing = set(PACKAGES.values()) - set(built)
+    if missing:
+        session.error(f"no wheel built for {sorted(missing)}")
+    for dist, wheel in sorted(built.items()):
+        venv = Path(tempfile.mkdtemp(prefix=f"{dist}-venv-"))
+        session.run("uv", "venv", "-q", "-p", PYTHON, str(venv), external=True)
+        py = str(venv / "bin" / "python")
+        session.run("uv", "pip", "install", "-q", "-p", py, str(wheel), "--find-links", str(out), external=True)
+        module = {"autograd-core": "autograd.tensor"}.get(dist, "autograd." + dist.split("-", 1)[1])
+        session.run(
+            py,
+            "-c",
+            f"import {module}; print('{dist}: imported {module}')",
+            external=True,
+            env={"AUTOGRAD_BACKEND": "numpy"},
+        )
+        typed = subprocess.run(["unzip", "-l", str(wheel)], capture_output=True, text=True).stdout
+        if "py.typed" not in typed or "autograd/__init__.py" in typed:
+            session.error(f"{wheel.name}: needs py.typed and no autograd/__init__.py")
+
+
+@nox.session(python=PYTHON, tags=["lint"])
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole repository."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -1,0 +1,371 @@
+"""Array backend selection and the helpers that hide backend differences.
+
+The backend is chosen once, when this module is first imported:
+
+1. ``AUTOGRAD_BACKEND`` (``numpy`` | ``mlx`` | ``cupy``) wins when set. If the
+   requested backend cannot be loaded, :class:`BackendUnavailableError` names
+   the backend, the reason and the command that installs it. An unknown name is
+   a :class:`ValueError` listing the valid ones.
+2. Otherwise it is auto-detected: ``cupy`` when CuPy imports and sees a CUDA
+   device, ``mlx`` when MLX imports and its default device is a GPU (Apple
+   silicon), else ``numpy``. Auto-detection never raises.
+
+``xp`` is the array namespace of the chosen backend: the ``numpy`` or ``cupy``
+module itself, or, for MLX, a thin read-only namespace over ``mlx.core`` that
+adds the few NumPy-style spellings the API reference uses (``xp.empty``,
+``xp.random.rand``, ``xp.random.randn``, ``xp.ndarray``). No attribute is ever
+set on the numpy, cupy or mlx modules.
+
+Every backend branch of core, nn and optim lives in this module; the rest of
+the library calls the helpers below.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import types
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "BACKEND",
+    "BACKENDS",
+    "BackendUnavailableError",
+    "xp",
+    "lib",
+    "ndarray",
+    "name",
+    "install_hint",
+    "is_array",
+    "asarray",
+    "to_numpy",
+    "materialize",
+    "add_at",
+    "as_strided",
+    "matmul",
+    "dtype",
+    "is_floating",
+    "float_dtypes",
+    "seed",
+    "uniform",
+    "normal",
+    "bernoulli",
+    "copy",
+    "nbytes",
+]
+
+BACKENDS = ("numpy", "mlx", "cupy")
+
+_INSTALL = {
+    "numpy": 'pip install "autograd-core"',
+    "mlx": 'pip install "autograd-core[mlx]"',
+    "cupy": 'pip install "autograd-core[cuda12]"  (or "autograd-core[cuda13]" for CUDA 13)',
+}
+
+
+class BackendUnavailableError(ImportError):
+    """An explicitly requested backend could not be loaded."""
+
+
+def install_hint(backend: str) -> str:
+    """The pip command that installs what ``backend`` needs."""
+    return _INSTALL[backend]
+
+
+class _MLXRandom:
+    """``xp.random`` for MLX: MLX's own random module plus NumPy spellings."""
+
+    def __init__(self, mx: Any) -> None:
+        self._mx = mx
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._mx.random, attr)
+
+    def rand(self, *shape: int) -> Any:
+        return self._mx.random.uniform(shape=shape)
+
+    def randn(self, *shape: int) -> Any:
+        return self._mx.random.normal(shape=shape)
+
+
+class _MLXNamespace(types.SimpleNamespace):
+    """Read-only view of ``mlx.core`` with a few NumPy-compatible additions."""
+
+    def __init__(self, mx: Any) -> None:
+        super().__init__()
+        object.__setattr__(self, "_mx", mx)
+        object.__setattr__(self, "random", _MLXRandom(mx))
+        object.__setattr__(self, "ndarray", mx.array)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._mx, attr)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise AttributeError("autograd.backend.xp is read-only")
+
+    def empty(self, shape: Any, dtype: Any = None) -> Any:
+        return self._mx.zeros(shape, dtype=dtype or self._mx.float32)
+
+    def __repr__(self) -> str:
+        return "<autograd.backend.xp: mlx.core>"
+
+
+def _load(backend: str) -> tuple[Any, Any]:
+    """Import ``backend``; return (module, xp). Raises ImportError/RuntimeError."""
+    if backend == "numpy":
+        return np, np
+    if backend == "mlx":
+        mx = importlib.import_module("mlx.core")
+        return mx, _MLXNamespace(mx)
+    cp = importlib.import_module("cupy")
+    count = cp.cuda.runtime.getDeviceCount()
+    if count < 1:
+        raise RuntimeError("CuPy is installed but sees no CUDA device")
+    return cp, cp
+
+
+def _autodetect() -> str:
+    try:
+        cp = importlib.import_module("cupy")
+        if cp.cuda.runtime.getDeviceCount() > 0:
+            return "cupy"
+    except Exception:  # noqa: BLE001 - any failure means "no usable CUDA"
+        pass
+    try:
+        mx = importlib.import_module("mlx.core")
+        if mx.default_device().type == mx.DeviceType.gpu:
+            return "mlx"
+    except Exception:  # noqa: BLE001
+        pass
+    return "numpy"
+
+
+def _select() -> tuple[str, Any, Any]:
+    requested = os.environ.get("AUTOGRAD_BACKEND", "").strip().lower()
+    if not requested:
+        chosen = _autodetect()
+        mod, ns = _load(chosen)
+        return chosen, mod, ns
+    if requested not in BACKENDS:
+        raise ValueError(
+            f"AUTOGRAD_BACKEND={requested!r} is not a known backend; valid backends are: " + ", ".join(BACKENDS)
+        )
+    try:
+        mod, ns = _load(requested)
+    except Exception as exc:  # noqa: BLE001 - re-raised with context below
+        raise BackendUnavailableError(
+            f"AUTOGRAD_BACKEND={requested!r} was requested but the {requested} backend cannot "
+            f"be loaded: {type(exc).__name__}: {exc}. Install it with: {install_hint(requested)}"
+        ) from exc
+    return requested, mod, ns
+
+
+BACKEND, _mod, xp = _select()
+#: The raw array module (numpy, cupy or mlx.core), for library-internal calls
+#: whose spelling is the same on every backend.
+lib: Any = _mod
+ndarray: type = _mod.array if BACKEND == "mlx" else _mod.ndarray
+
+_FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+
+#: MLX's CPU float64 evaluates exp/log/tanh... at float32 precision, so
+#: finite differences there need a larger step (see autograd.testing.gradcheck).
+FLOAT64_TRANSCENDENTALS_EXACT: bool = BACKEND != "mlx"
+
+
+def name() -> str:
+    """The active backend's name: ``"numpy"``, ``"mlx"`` or ``"cupy"``."""
+    return BACKEND
+
+
+def is_array(x: Any) -> bool:
+    """True when ``x`` is an array of the active backend."""
+    return isinstance(x, ndarray)
+
+
+def dtype(spec: Any) -> Any:
+    """The backend dtype for a name (``"float32"``, ``"bfloat16"``...) or a dtype.
+
+    Raises:
+        TypeError: the backend has no such dtype (e.g. ``bfloat16`` on NumPy).
+    """
+    if not isinstance(spec, str):
+        if BACKEND == "mlx":
+            if isinstance(spec, _mod.Dtype):
+                return spec
+            spec = np.dtype(spec).name
+        else:
+            return np.dtype(spec)
+    if BACKEND == "mlx":
+        found = getattr(_mod, "bool_" if spec == "bool" else spec, None)
+        if isinstance(found, _mod.Dtype):
+            return found
+    else:
+        try:
+            return np.dtype(spec)
+        except TypeError:
+            pass
+    raise TypeError(f"dtype {spec!r} is not available on the {BACKEND} backend")
+
+
+def float_dtypes() -> tuple[Any, ...]:
+    """The floating dtypes this backend has, narrowest first."""
+    out = []
+    for n in _FLOAT_NAMES:
+        try:
+            out.append(dtype(n))
+        except TypeError:
+            continue
+    return tuple(out)
+
+
+def is_floating(dt: Any) -> bool:
+    """True for floating-point dtypes."""
+    if BACKEND == "mlx":
+        return _mod.issubdtype(dt, _mod.floating)
+    return np.issubdtype(dt, np.floating)
+
+
+def asarray(x: Any, dt: Any = None) -> Any:
+    """Convert ``x`` to a backend array, keeping its dtype unless ``dt`` is given.
+
+    NumPy arrays keep their dtype on every backend (MLX would otherwise narrow
+    float64 to float32).
+    """
+    if dt is not None:
+        dt = dtype(dt)
+    if BACKEND == "mlx":
+        if isinstance(x, _mod.array):
+            return x if dt is None or x.dtype == dt else x.astype(dt)
+        if dt is None and isinstance(x, (np.ndarray, np.generic)):
+            x = np.asarray(x)
+            dt = dtype(x.dtype.name) if x.dtype.kind != "b" else _mod.bool_
+        return _mod.array(x, dtype=dt) if dt is not None else _mod.array(x)
+    if BACKEND == "cupy" and not isinstance(x, _mod.ndarray):
+        return _mod.asarray(np.asarray(x), dtype=dt)
+    return _mod.asarray(x, dtype=dt)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy (or view) a backend array as a host NumPy array."""
+    if BACKEND == "cupy" and isinstance(x, _mod.ndarray):
+        return _mod.asnumpy(x)
+    return np.asarray(x)
+
+
+def materialize(*arrays: Any) -> None:
+    """Force evaluation of lazy arrays (MLX); a no-op elsewhere."""
+    if BACKEND == "mlx":
+        _mod.eval(*[a for a in arrays if isinstance(a, _mod.array)])
+
+
+def copy(x: Any) -> Any:
+    """An independent copy of ``x`` (MLX arrays are immutable values, so no copy)."""
+    if BACKEND == "mlx":
+        return _mod.array(x)
+    return x.copy()
+
+
+def nbytes(x: Any) -> int:
+    """Size of an array in bytes."""
+    return int(x.nbytes)
+
+
+def _is_basic_index(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
+
+
+def add_at(target: Any, index: Any, values: Any) -> Any:
+    """``target[index] += values`` with repeated indices accumulated.
+
+    Returns the updated array: NumPy and CuPy update ``target`` in place, MLX
+    returns a new array, so always use the return value.
+    """
+    if BACKEND == "mlx":
+        return target.at[index].add(values)
+    if _is_basic_index(index):
+        target[index] += values
+    elif BACKEND == "cupy":
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+    else:
+        np.add.at(target, index, values)
+    return target
+
+
+def matmul(a: Any, b: Any) -> Any:
+    """``a @ b``; exact for integer arrays on MLX too (MLX's matmul takes floats only)."""
+    if BACKEND == "mlx" and not (is_floating(a.dtype) or is_floating(b.dtype)):
+        return asarray(np.matmul(to_numpy(a), to_numpy(b)))
+    return a @ b
+
+
+def as_strided(x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:
+    """A strided view of ``x`` with ``strides`` counted in elements of its C-order layout."""
+    if BACKEND == "mlx":
+        return _mod.as_strided(x, tuple(shape), tuple(strides))
+    x = _mod.ascontiguousarray(x)
+    item = x.itemsize
+    if BACKEND == "cupy":
+        from cupy.lib.stride_tricks import as_strided as _as_strided
+    else:
+        from numpy.lib.stride_tricks import as_strided as _as_strided
+    return _as_strided(x, shape=tuple(shape), strides=tuple(s * item for s in strides))
+
+
+# --- random numbers --------------------------------------------------------
+
+_rng = np.random.default_rng()
+
+
+def seed(value: int) -> None:
+    """Seed the backend's random generator so runs are reproducible.
+
+    Each backend has its own generator, so the same seed reproduces the same
+    numbers on the same backend (not across backends).
+    """
+    global _rng
+    if BACKEND == "mlx":
+        _mod.random.seed(int(value))
+    elif BACKEND == "cupy":
+        _mod.random.seed(int(value))
+    else:
+        _rng = np.random.default_rng(int(value))
+
+
+def _shape(shape: int | Iterable[int]) -> tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+
+
+def uniform(low: float, high: float, shape: int | Iterable[int], dt: Any = "float32") -> Any:
+    """Samples from U[low, high) with the given shape and dtype."""
+    shape, dt = _shape(shape), dtype(dt)
+    if BACKEND == "mlx":
+        return _mod.random.uniform(low, high, shape, dtype=_mod.float32).astype(dt)
+    if BACKEND == "cupy":
+        return _mod.random.uniform(low, high, shape).astype(dt)
+    return _rng.uniform(low, high, shape).astype(dt)
+
+
+def normal(shape: int | Iterable[int], dt: Any = "float32", scale: float = 1.0) -> Any:
+    """Samples from N(0, scale**2) with the given shape and dtype."""
+    shape, dt = _shape(shape), dtype(dt)
+    if BACKEND == "mlx":
+        return (_mod.random.normal(shape, dtype=_mod.float32) * scale).astype(dt)
+    if BACKEND == "cupy":
+        return (_mod.random.standard_normal(shape) * scale).astype(dt)
+    return (_rng.standard_normal(shape) * scale).astype(dt)
+
+
+def bernoulli(keep_prob: float, shape: int | Iterable[int]) -> Any:
+    """A boolean array, True with probability ``keep_prob``."""
+    shape = _shape(shape)
+    if BACKEND == "mlx":
+        return _mod.random.bernoulli(keep_prob, shape)
+    if BACKEND == "cupy":
+        return _mod.random.random_sample(shape) < keep_prob
+    return _rng.random(shape) < keep_prob
