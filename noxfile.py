@@ -20,6 +20,8 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
+# `nox` alone runs everything but the benchmarks.
+nox.options.sessions = ["tests", "parity", "wheels", "lint"]
 
 ROOT = Path(__file__).parent
 PYTHON = "3.11"
@@ -42,15 +44,16 @@ MATRIX = [
 
 
 def _pyenv_versions() -> None:
-    # pyenv's shims only answer for the selected version; let uv find the others.
-    if "PYENV_VERSION" in os.environ or not shutil.which("pyenv"):
+    # pyenv's shims only answer for the selected versions (the `uv` shim pins
+    # PYENV_VERSION to one); add the other Pythons the matrix needs so uv finds them.
+    if not shutil.which("pyenv"):
         return
     try:
         current = subprocess.run(["pyenv", "version-name"], capture_output=True, text=True, check=True).stdout
         known = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return
-    wanted = [current.strip().split(":")[0]]
+    wanted = [v for v in current.strip().split(":") if v]
     for v in known.split():
         if any(v.startswith(p + ".") for p in (PYTHON, "3.12", NEWEST_PYTHON)) and v not in wanted:
             wanted.append(v)
@@ -172,6 +175,19 @@ def wheels(session: nox.Session) -> None:
         typed = subprocess.run(["unzip", "-l", str(wheel)], capture_output=True, text=True).stdout
         if "py.typed" not in typed or "autograd/__init__.py" in typed:
             session.error(f"{wheel.name}: needs py.typed and no autograd/__init__.py")
+
+
+@nox.session(python=PYTHON, venv_backend="venv", tags=["bench"])
+def bench(session: nox.Session) -> None:
+    """Benchmarks against PyTorch eager CPU (installed from this machine's disk when there)."""
+    wheel = _local_torch_wheel()
+    if wheel is not None:
+        session.run("python", "-m", "pip", "install", "-q", wheel)
+    dists = [f"./packages/{d}" for d in PACKAGES.values()]
+    session.run("python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *dists)
+    session.run("python", "-m", "pip", "install", "-q", *dists)
+    for script in sorted(glob.glob("benchmarks/bench_*.py")):
+        session.run("python", script, *session.posargs, env={"AUTOGRAD_BACKEND": "numpy"})
 
 
 @nox.session(python=PYTHON, tags=["lint"])

@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+
 from autograd import backend
 
 # Test modules import small helpers from core_helpers.py beside this file.

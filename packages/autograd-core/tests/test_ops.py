@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from core_helpers import to_np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
 from autograd import backend
 from autograd.backend import xp
 from autograd.tensor import (
@@ -33,10 +38,6 @@ from autograd.tensor import (
     View,
 )
 from autograd.testing import GradcheckError, gradcheck
-from core_helpers import to_np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 HYP = settings(max_examples=15, deadline=None)
 

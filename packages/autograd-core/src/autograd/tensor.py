@@ -27,6 +27,7 @@ from functools import wraps
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+
 from autograd import backend
 from autograd.backend import lib as _lib
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
+
 from autograd import backend
 from autograd.tensor import Tensor, no_grad
 

@@ -1,0 +1,131 @@
+"""Backend selection and the helpers that hide backend differences."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from core_helpers import to_np
+
+from autograd import backend
+from autograd.backend import xp
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=120)
+
+
+def test_reports_requested_backend():
+    requested = os.environ.get("AUTOGRAD_BACKEND")
+    if requested:
+        assert backend.BACKEND == requested
+    assert backend.name() == backend.BACKEND in backend.BACKENDS
+
+
+def test_unknown_backend_is_value_error_listing_valid_ones():
+    res = _run("import autograd.backend", AUTOGRAD_BACKEND="tpu")
+    assert res.returncode != 0
+    assert "ValueError" in res.stderr and "numpy, mlx, cupy" in res.stderr and "'tpu'" in res.stderr
+
+
+def test_unavailable_backend_names_reason_and_install_command():
+    # Hide the real module so the test holds whatever is installed.
+    code = "import sys; sys.modules['cupy'] = None; import autograd.backend"
+    res = _run(code, AUTOGRAD_BACKEND="cupy")
+    assert res.returncode != 0
+    assert "BackendUnavailableError" in res.stderr
+    assert "cupy" in res.stderr and 'pip install "autograd-core[cuda12]"' in res.stderr
+
+
+def test_missing_mlx_names_install_command():
+    res = _run("import sys; sys.modules['mlx'] = None; import autograd.backend", AUTOGRAD_BACKEND="mlx")
+    assert res.returncode != 0 and 'pip install "autograd-core[mlx]"' in res.stderr
+
+
+def test_autodetect_without_gpu_is_numpy():
+    env = {k: v for k, v in os.environ.items() if k != "AUTOGRAD_BACKEND"}
+    res = subprocess.run(
+        [sys.executable, "-c", "import autograd.backend as b; print(b.BACKEND)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    # These machines have no CUDA device and no Metal GPU.
+    assert res.stdout.strip() == "numpy"
+
+
+def test_importing_tensor_does_not_patch_array_modules():
+    before = set(dir(np))
+    import autograd.tensor  # noqa: F401
+
+    assert set(dir(np)) == before
+    if backend.BACKEND == "mlx":
+        with pytest.raises(AttributeError):
+            xp.foo = 1
+
+
+def test_xp_numpy_spellings_work_on_every_backend():
+    assert xp.random.rand(2, 3).shape == (2, 3)
+    assert xp.random.randn(4).shape == (4,)
+    assert xp.empty((3, 4)).shape == (3, 4)
+    assert backend.is_array(xp.array([1, 2]))
+
+
+def test_dtype_lookup():
+    assert backend.dtype("float32") == xp.float32
+    if backend.BACKEND == "mlx":
+        assert backend.dtype("bfloat16") == xp.bfloat16
+    else:
+        with pytest.raises(TypeError, match="bfloat16.*numpy|bfloat16.*cupy"):
+            backend.dtype("bfloat16")
+    assert backend.dtype("float32") in backend.float_dtypes()
+    assert backend.is_floating(backend.dtype("float16"))
+    assert not backend.is_floating(backend.dtype("int32"))
+
+
+def test_asarray_keeps_numpy_dtype():
+    a = backend.asarray(np.array([1.5], dtype=np.float64))
+    assert a.dtype == backend.dtype("float64")
+    assert backend.asarray([1, 2], "float32").dtype == backend.dtype("float32")
+    assert to_np(backend.asarray(np.array([True, False]))).tolist() == [1, 0]
+
+
+def test_add_at_accumulates_repeats():
+    target = xp.zeros((4,))
+    idx = backend.asarray(np.array([0, 0, 3]))
+    out = backend.add_at(target, idx, xp.ones((3,)))
+    assert to_np(out).tolist() == [2, 0, 0, 1]
+    out2 = backend.add_at(xp.zeros((2, 3)), (slice(None), slice(0, 3, 2)), xp.ones((2, 2)))
+    assert to_np(out2).tolist() == [[1, 0, 1], [1, 0, 1]]
+
+
+def test_as_strided_counts_elements_of_logical_layout():
+    a = backend.asarray(np.arange(12).reshape(3, 4))
+    out = backend.as_strided(a, (2, 2), (4, 1))
+    assert to_np(out).tolist() == [[0, 1], [4, 5]]
+    t = backend.asarray(np.arange(12).reshape(3, 4).T.copy()).T  # non-contiguous where supported
+    assert to_np(backend.as_strided(t, (2,), (1,))).tolist() == to_np(t).reshape(-1)[:2].tolist()
+
+
+def test_seed_reproduces_random_numbers():
+    backend.seed(123)
+    a = to_np(backend.normal((5,)))
+    b = to_np(backend.uniform(-1, 1, (5,)))
+    c = to_np(backend.bernoulli(0.5, (20,)))
+    backend.seed(123)
+    assert to_np(backend.normal((5,))).tolist() == a.tolist()
+    assert to_np(backend.uniform(-1, 1, (5,))).tolist() == b.tolist()
+    assert to_np(backend.bernoulli(0.5, (20,))).tolist() == c.tolist()
+    assert ((b >= -1) & (b < 1)).all()
+
+
+def test_materialize_and_to_numpy():
+    a = xp.ones((2,)) * 3
+    backend.materialize(a)
+    assert isinstance(backend.to_numpy(a), np.ndarray)
