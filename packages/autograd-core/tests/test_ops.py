@@ -532,3 +532,40 @@ def test_gradcheck_reports_worst_element():
     x = np.array([0.1, 0.5, 0.95])
     with pytest.raises(GradcheckError, match=r"worst element \(2,\)"):
         gradcheck(lambda t: BadSquare.apply(t), x)
+
+
+def test_function_doc_examples():
+    class DummyFunction(Function):
+        def forward(self, x):
+            return x + 1
+
+        def backward(self, grad):
+            return grad
+
+    y = DummyFunction.apply(Tensor(xp.array([1, 2, 3])))
+    assert to_np(y).tolist() == [2, 3, 4]
+    f = Function(Tensor([1, 2, 3]))
+    assert len(f.tensors) == 1
+    with pytest.raises(NotImplementedError):
+        f.forward()
+    x, w = Tensor(xp.array([[1.0, 2.0], [3.0, 4.0]])), Tensor(xp.array([[5.0, 6.0], [7.0, 8.0]]))
+    z = x @ w
+    grad_x, grad_y = Matmul.apply(x, w).creator.backward(Tensor(xp.ones_like(z.data)))
+    assert to_np(grad_x).tolist() == [[11, 15], [11, 15]]
+    assert to_np(grad_y).tolist() == [[4, 4], [6, 6]]
+    # ops on constants still record their Function, without requiring grad
+    c = Matmul.apply(Tensor(xp.array([[1, 2], [3, 4]])), Tensor(xp.array([[5, 6], [7, 8]])))
+    assert isinstance(c.creator, Matmul) and not c.requires_grad
+
+
+def test_dummy_function_returning_tensor_grad_flows():
+    class Twice(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return grad * 2.0  # a Tensor is accepted too
+
+    x = Tensor([1.0, 2.0])
+    Twice.apply(x).sum().backward()
+    assert to_np(x.grad).tolist() == [2.0, 2.0]

@@ -207,9 +207,8 @@ class Function:
     def apply(cls, *tensors: "Tensor", **kwargs: Any) -> "Tensor":
         """Run ``forward`` on the tensors' data and wrap the result in a Tensor.
 
-        Non-Tensor inputs are wrapped as constants. The result references this
-        function (for backprop) only when grad mode is on and some input
-        requires a gradient.
+        Non-Tensor inputs are wrapped as constants. In grad mode the result
+        references this function; it requires a gradient when some input does.
         """
         tensors = tuple(t if isinstance(t, Tensor) else Tensor(t, requires_grad=False) for t in tensors)
         fn = cls(*tensors)
@@ -220,9 +219,12 @@ class Function:
             raise
         except (ValueError, TypeError, IndexError) as exc:
             raise _rewrap(exc, cls.__name__, arrays) from exc
-        if _grad_mode.enabled and True in fn.needs_input_grad:
+        if _grad_mode.enabled:
+            # The result references its Function even when no input needs a
+            # gradient (so ``out.creator`` is there to inspect); only tensors
+            # that require grad are ever walked by backward().
             fn.versions = [t._version for t in tensors]
-            return Tensor._make(out, fn, True)
+            return Tensor._make(out, fn, True in fn.needs_input_grad)
         fn.tensors = ()
         return Tensor._make(out, None, False)
 
@@ -563,7 +565,7 @@ class Tensor:
         self._data = out._data
         if out.creator is not None:
             self.creator = out.creator
-            self.requires_grad = True
+            self.requires_grad = out.requires_grad
         # Under no_grad only the value changes: a parameter stays a leaf that
         # requires grad, as in PyTorch.
 
