@@ -76,7 +76,8 @@ def _install(session: nox.Session, backend: str, packages: list[str], *extra: st
         specs.append(f"./packages/{dist}{suffix}")
     if "core" not in packages and BACKEND_EXTRA[backend]:
         specs.append(f"./packages/autograd-core{BACKEND_EXTRA[backend]}")
-    reinstall = [arg for d in PACKAGES.values() for arg in ("--reinstall-package", d)]
+    local = list(PACKAGES.values()) + ["autograd-fake-attention-plugins"]
+    reinstall = [arg for d in local for arg in ("--reinstall-package", d)]
     session.install(*specs, *extra, *reinstall)
 
 
@@ -103,7 +104,8 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
     if backend == "cupy" and not _has_cuda_device():
         session.skip("no CUDA device on this machine: the cupy backend cannot run here")
     dist = PACKAGES[package]
-    _install(session, backend, [package], "pytest", "hypothesis")
+    extra = ["./packages/autograd-core/tests/fake_plugins"] if package == "core" else []
+    _install(session, backend, [package], "pytest", "hypothesis", *extra)
     env = {"AUTOGRAD_BACKEND": backend}
     _assert_backend(session, backend, env)
     session.run(

@@ -46,12 +46,14 @@ __all__ = [
     "as_strided",
     "matmul",
     "dtype",
+    "dtype_name",
     "is_floating",
     "float_dtypes",
     "seed",
     "uniform",
     "normal",
     "bernoulli",
+    "random_seed",
     "copy",
     "nbytes",
 ]
@@ -210,6 +212,13 @@ def dtype(spec: Any) -> Any:
     raise TypeError(f"dtype {spec!r} is not available on the {BACKEND} backend")
 
 
+def dtype_name(dt: Any) -> str:
+    """The plain name of a dtype: ``"float32"``, ``"bfloat16"``, ``"int64"``..."""
+    if BACKEND == "mlx":
+        return str(dt).rsplit(".", 1)[-1]
+    return np.dtype(dt).name
+
+
 def float_dtypes() -> tuple[Any, ...]:
     """The floating dtypes this backend has, narrowest first."""
     out = []
@@ -226,6 +235,13 @@ def is_floating(dt: Any) -> bool:
     if BACKEND == "mlx":
         return _mod.issubdtype(dt, _mod.floating)
     return np.issubdtype(dt, np.floating)
+
+
+def is_numeric(dt: Any) -> bool:
+    """True for bool, integer, floating and complex dtypes (not strings or objects)."""
+    if BACKEND == "mlx":
+        return True
+    return np.dtype(dt).kind in "biufc"
 
 
 def asarray(x: Any, dt: Any = None) -> Any:
@@ -249,9 +265,14 @@ def asarray(x: Any, dt: Any = None) -> Any:
 
 
 def to_numpy(x: Any) -> np.ndarray:
-    """Copy (or view) a backend array as a host NumPy array."""
+    """Copy (or view) a backend array as a host NumPy array.
+
+    bfloat16 (which NumPy lacks) comes back as float32.
+    """
     if BACKEND == "cupy" and isinstance(x, _mod.ndarray):
         return _mod.asnumpy(x)
+    if BACKEND == "mlx" and isinstance(x, _mod.array) and x.dtype == _mod.bfloat16:
+        x = x.astype(_mod.float32)
     return np.asarray(x)
 
 
@@ -359,6 +380,15 @@ def normal(shape: int | Iterable[int], dt: Any = "float32", scale: float = 1.0) 
     if BACKEND == "cupy":
         return (_mod.random.standard_normal(shape) * scale).astype(dt)
     return (_rng.standard_normal(shape) * scale).astype(dt)
+
+
+def random_seed() -> int:
+    """A fresh 31-bit seed drawn from the backend's (seeded) generator."""
+    if BACKEND == "mlx":
+        return int(_mod.random.randint(0, 2**31 - 1, ()).item())
+    if BACKEND == "cupy":
+        return int(_mod.random.randint(0, 2**31 - 1))
+    return int(_rng.integers(0, 2**31 - 1))
 
 
 def bernoulli(keep_prob: float, shape: int | Iterable[int]) -> Any:

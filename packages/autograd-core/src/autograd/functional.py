@@ -19,7 +19,7 @@ Choices where the API reference is silent:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -50,6 +50,10 @@ __all__ = [
     "cross_entropy",
     "hinge_loss",
     "mean_squared_loss",
+    "scaled_dot_product_attention",
+    "explain_attention",
+    "scaled_dot_product_attention_mlx_custom",
+    "ScaledDotProductAttentionMLXCustom",
 ]
 
 ArrayLike = Union[Any, Sequence[Any], int, float, bool]
@@ -405,3 +409,229 @@ def hinge_loss(y_pred: Tensor, y_true: Union[Tensor, ArrayLike], reduction: str 
 def mean_squared_loss(y_pred: Tensor, y_true: Union[Tensor, ArrayLike], **kwargs: Any) -> Tensor:
     """Mean squared error. ``mean_squared_loss(Tensor([3.0, 5.0]), [2.0, 5.0])`` is 0.5."""
     return MeanSquaredLoss.apply(y_pred, _as_target(y_true), **kwargs)
+
+
+# --- attention -----------------------------------------------------------------
+
+#: Name under which the autograd-kernels-mlx plugin registers its implementation.
+MLX_KERNEL_NAME = "mlx_flash"
+
+
+def _attention_inputs(
+    query: Tensor, key: Tensor, value: Tensor, mask: Any, is_causal: bool, dropout_prob: float
+) -> Tuple[Any, Any]:
+    """Validate an attention call; return (AttentionInputs, mask array or None)."""
+    from autograd.kernels.registry import AttentionInputs
+    from autograd.tensor import is_grad_enabled
+
+    q, k, v = query.shape, key.shape, value.shape
+    if len(q) != 4 or len(k) != 4 or len(v) != 4:
+        raise ShapeError(
+            f"scaled_dot_product_attention: expected query, key and value of shape (batch, heads, seq, dim), "
+            f"got {q}, {k} and {v}"
+        )
+    if q[:2] != k[:2] or k[:2] != v[:2] or q[-1] != k[-1] or k[-2] != v[-2]:
+        raise ShapeError(
+            "scaled_dot_product_attention: query (B, H, Tq, D), key (B, H, Tk, D) and value (B, H, Tk, Dv) "
+            f"do not fit together: got {q}, {k} and {v}"
+        )
+    if not 0.0 <= dropout_prob < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_prob must be in [0, 1), got {dropout_prob}")
+    if not (backend.is_floating(query.dtype) and query.dtype == key.dtype == value.dtype):
+        raise TensorTypeError(
+            f"scaled_dot_product_attention: query, key and value need one floating dtype, got "
+            f"{query.dtype}, {key.dtype} and {value.dtype}"
+        )
+    kind, mask_arr, mask_shape = "none", None, None
+    if mask is not None:
+        mask_arr = mask.data if isinstance(mask, Tensor) else mask
+        if not backend.is_array(mask_arr):
+            mask_arr = backend.asarray(np.asarray(mask_arr))
+        mask_shape = tuple(mask_arr.shape)
+        target = (q[0], q[1], q[2], k[2])
+        ok = len(mask_shape) <= 4 and all(m in (1, t) for m, t in zip(mask_shape[::-1], target[::-1]))
+        if not ok:
+            raise ShapeError(
+                f"scaled_dot_product_attention: mask of shape {mask_shape} does not broadcast to "
+                f"(batch, heads, Tq, Tk) = {target}"
+            )
+        if mask_arr.dtype == backend.dtype("bool"):
+            kind = "bool"
+        else:
+            kind = "additive"
+            if not backend.is_floating(mask_arr.dtype):
+                mask_arr = mask_arr.astype(query.dtype)
+    inputs = AttentionInputs(
+        backend=backend.BACKEND,
+        query_shape=q,
+        key_shape=k,
+        value_shape=v,
+        dtype=backend.dtype_name(query.dtype),
+        mask=kind,
+        mask_shape=mask_shape,
+        is_causal=bool(is_causal) and mask is None,
+        dropout_prob=float(dropout_prob),
+        requires_grad=is_grad_enabled() and (query.requires_grad or key.requires_grad or value.requires_grad),
+    )
+    return inputs, mask_arr
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Any = None,
+    is_causal: bool = False,
+    dropout_prob: float = 0.0,
+    *,
+    scale: Optional[float] = None,
+    seed: Optional[int] = None,
+    implementation: Optional[str] = None,
+) -> Tensor:
+    r""":math:`\text{softmax}(QK^T \cdot scale + mask)\,V`, through the best attention implementation.
+
+    Args:
+        query: (B, H, Tq, D). key: (B, H, Tk, D). value: (B, H, Tk, Dv).
+        mask: Broadcastable to (B, H, Tq, Tk). A float mask is additive with
+            1.0 = forbidden and 0.0 = allowed; a bool mask forbids where True.
+        is_causal: Structural causal masking (query ``i`` sees keys
+            ``j <= i + Tk - Tq``), applied only when no ``mask`` is given.
+        dropout_prob: Dropout on the attention probabilities (pass 0 in eval).
+        scale: Defaults to ``1/sqrt(D)``.
+        seed: Seed of the dropout mask; drawn from the backend generator when
+            omitted (so ``autograd.backend.seed`` makes runs reproducible).
+        implementation: Force one implementation by name (see
+            ``python -m autograd.kernels``); otherwise ``AUTOGRAD_ATTENTION`` or
+            automatic selection decides.
+
+    Returns:
+        (B, H, Tq, Dv) in the query's dtype.
+    """
+    from autograd.kernels.registry import select
+
+    inputs, mask_arr = _attention_inputs(query, key, value, mask, is_causal, dropout_prob)
+    impl = select(inputs, implementation)
+    if inputs.dropout_prob > 0.0 and seed is None:
+        seed = backend.random_seed()
+    return impl.attention(
+        query,
+        key,
+        value,
+        mask=mask_arr,
+        is_causal=inputs.is_causal,
+        dropout_prob=inputs.dropout_prob,
+        scale=scale,
+        seed=seed,
+    )
+
+
+def explain_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Any = None,
+    is_causal: bool = False,
+    dropout_prob: float = 0.0,
+    *,
+    implementation: Optional[str] = None,
+) -> Any:
+    """Which implementation :func:`scaled_dot_product_attention` would run for these inputs, and why.
+
+    Returns an :class:`autograd.kernels.Explanation`; ``print`` it for a readable report.
+    """
+    from autograd.kernels.registry import explain
+
+    inputs, _ = _attention_inputs(query, key, value, mask, is_causal, dropout_prob)
+    return explain(inputs, implementation)
+
+
+def _mlx_kernel() -> Any:
+    from autograd.kernels.registry import UnknownAttentionImplementationError, get
+
+    try:
+        impl = get(MLX_KERNEL_NAME)
+    except UnknownAttentionImplementationError:
+        raise RuntimeError(
+            "the custom MLX attention kernel is not installed: pip install autograd-kernels-mlx "
+            "(it runs with the mlx backend: AUTOGRAD_BACKEND=mlx)"
+        ) from None
+    problems = impl.check_environment()
+    if problems:
+        raise RuntimeError(
+            f"the custom MLX attention kernel cannot run here: {'; '.join(problems)}. "
+            "Select the mlx backend with AUTOGRAD_BACKEND=mlx (pip install 'autograd-core[mlx]')."
+        )
+    return impl
+
+
+def scaled_dot_product_attention_mlx_custom(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    *,
+    is_training: Optional[bool] = None,
+    dropout_prob: float = 0.0,
+) -> Tensor:
+    """Causal attention through the custom MLX kernel (the ``autograd-kernels-mlx`` plugin).
+
+    ``is_training=False`` disables dropout; ``None`` applies ``dropout_prob`` as given.
+
+    Raises:
+        RuntimeError: the plugin is not installed or the backend is not mlx
+            (the message says what to install or select).
+    """
+    _mlx_kernel()
+    p = 0.0 if is_training is False else dropout_prob
+    return scaled_dot_product_attention(
+        query, key, value, is_causal=True, dropout_prob=p, implementation=MLX_KERNEL_NAME
+    )
+
+
+class ScaledDotProductAttentionMLXCustom(Function):
+    r"""Fused causal attention on MLX with an explicit dropout multiplier, delegated to the MLX kernel plugin.
+
+    ``forward(query, key, value, dropout_scale_mask=M)`` computes
+    :math:`\widetilde{P}V` with :math:`\widetilde{P} = \text{softmax}(QK^T/\sqrt{d})_{causal} \odot M`
+    (``M`` already scaled by :math:`1/(1-p)`, or None). The backward recomputes
+    :math:`P` instead of saving it and returns
+    :math:`dV = \widetilde{P}^T G`, :math:`dS = P \odot (dP - \sum_k dP_k P_k)` with
+    :math:`dP = (G V^T) \odot M`, :math:`dQ = dS\,K/\sqrt{d}`, :math:`dK = dS^T Q/\sqrt{d}`.
+    Prefer :func:`scaled_dot_product_attention_mlx_custom`, which derives the
+    mask from a seed instead of storing it.
+    """
+
+    @staticmethod
+    def build_dropout_scale_mask(
+        *, is_training: Optional[bool], dropout_prob: float, query_shape: Tuple[int, ...], key_shape: Tuple[int, ...]
+    ) -> Optional[Any]:
+        """The (B, H, Tq, Tk) multiplier ``keep / (1 - p)``, or None when not training or ``p == 0``."""
+        if is_training is False or dropout_prob <= 0.0:
+            return None
+        if not dropout_prob < 1.0:
+            raise ValueError(f"dropout_prob must be in [0, 1), got {dropout_prob}")
+        shape = tuple(query_shape[:-1]) + (key_shape[-2],)
+        keep = backend.bernoulli(1.0 - dropout_prob, shape)
+        return keep.astype(backend.dtype("float32")) * (1.0 / (1.0 - dropout_prob))
+
+    @staticmethod
+    def validate(query: Any, key: Any, value: Any, *, dropout_scale_mask: Optional[Any] = None) -> None:
+        """Check shapes: (B, H, T, D) each, equal; the mask (B, H, T, T)."""
+        shapes = [tuple(a.shape) for a in (query, key, value)]
+        if any(len(s) != 4 for s in shapes) or len(set(shapes)) != 1:
+            raise ShapeError(f"mlx custom attention: expected three equal (B, H, T, D) shapes, got {shapes}")
+        if dropout_scale_mask is not None:
+            b, h, t, _ = shapes[0]
+            if tuple(dropout_scale_mask.shape) != (b, h, t, t):
+                raise ShapeError(
+                    f"mlx custom attention: dropout_scale_mask has shape {tuple(dropout_scale_mask.shape)}, "
+                    f"expected {(b, h, t, t)}"
+                )
+
+    def forward(self, query: Any, key: Any, value: Any, *, dropout_scale_mask: Optional[Any] = None) -> Any:
+        self.validate(query, key, value, dropout_scale_mask=dropout_scale_mask)
+        self.kernel = _mlx_kernel()
+        out, self.saved = self.kernel.causal_forward(query, key, value, dropout_scale_mask)
+        return out
+
+    def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
+        return self.kernel.causal_backward(self.saved, grad.data)

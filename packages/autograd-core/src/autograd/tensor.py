@@ -296,6 +296,8 @@ class Tensor:
                     raise TensorTypeError(
                         f"Tensor: cannot convert {type(data).__name__} to a {backend.BACKEND} array: {exc}"
                     ) from exc
+            if not backend.is_numeric(data.dtype):
+                raise TensorTypeError(f"Tensor: data of dtype {data.dtype} is not numeric")
         self._data = data
         self.creator = creator
         self.requires_grad = bool(requires_grad) and backend.is_floating(data.dtype)
