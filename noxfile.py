@@ -24,6 +24,7 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["tests", "parity", "wheels", "lint"]
 
 ROOT = Path(__file__).parent
+RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
 PYTHON = "3.11"
 NEWEST_PYTHON = "3.13"
 
@@ -195,6 +196,6 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["lint"])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole repository."""
-    session.install("ruff")
+    session.install(RUFF)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
