@@ -31,6 +31,7 @@ NEWEST_PYTHON = "3.13"
 # distribution name and folder of each package
 PACKAGES = {
     "core": "autograd-core",
+    "nn": "autograd-nn",
 }
 # what each backend adds to the install of autograd-core
 BACKEND_EXTRA = {"numpy": "", "mlx": "[mlx]", "cupy": "[cuda12]"}
@@ -41,6 +42,9 @@ MATRIX = [
     (NEWEST_PYTHON, "numpy", "core"),
     (PYTHON, "mlx", "core"),
     (PYTHON, "cupy", "core"),
+    (PYTHON, "numpy", "nn"),
+    (PYTHON, "mlx", "nn"),
+    (PYTHON, "cupy", "nn"),
 ]
 
 

@@ -1,0 +1,38 @@
+"""Inverted dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from autograd import backend
+from autograd.nn._checks import as_input
+from autograd.nn.module import Module
+from autograd.tensor import Tensor
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` in training and scale the rest by ``1/(1-p)``.
+
+    The identity in evaluation mode (and when ``p == 0``). Any input shape.
+
+    Examples:
+        >>> d = Dropout(p=0.5); d.train()
+        >>> y = d(Tensor(xp.ones((4, 4))))   # about half the elements are 0, the rest 2
+    """
+
+    def __init__(self, p: float = 0.5, **kwargs: Any) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Same shape as the input."""
+        x = as_input(x)
+        if not self.is_training or self.p == 0.0:
+            return x
+        keep = backend.bernoulli(1.0 - self.p, x.shape)
+        scale = (keep.astype(x.dtype) * (1.0 / (1.0 - self.p))).astype(x.dtype)
+        return x * Tensor(scale, requires_grad=False)

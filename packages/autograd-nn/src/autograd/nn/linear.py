@@ -1,0 +1,74 @@
+"""Linear and Embedding layers."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from autograd import backend
+from autograd.init import xavier_uniform
+from autograd.nn._checks import as_input, check
+from autograd.nn.module import Module
+from autograd.tensor import Tensor
+
+__all__ = ["Linear", "Embedding"]
+
+
+class Linear(Module):
+    r"""Fully connected layer :math:`y = xW + b`.
+
+    Shapes: weight (input_size, output_size), bias (output_size,); input
+    (..., input_size) -> output (..., output_size). The weight is Xavier-uniform,
+    the bias zero. Pass ``bias=False`` for no bias.
+
+    Examples:
+        >>> Linear(4, 2)(Tensor(xp.random.randn(3, 4))).shape
+        (3, 2)
+    """
+
+    def __init__(self, input_size: int, output_size: int, **kwargs: Any) -> None:
+        super().__init__()
+        self.input_size, self.output_size = int(input_size), int(output_size)
+        self.weight = xavier_uniform(Tensor(backend.asarray(np.zeros((input_size, output_size), np.float32))))
+        if kwargs.get("bias", True):
+            self.bias = Tensor(backend.asarray(np.zeros(output_size, np.float32)))
+        else:
+            self.bias = None
+
+    def forward(self, x: Union[Tensor, Any, Sequence[Any], int, float, bool]) -> Tensor:
+        """(..., input_size) -> (..., output_size)."""
+        x = as_input(x)
+        check(x.ndim >= 1 and x.shape[-1] == self.input_size, self, f"(..., {self.input_size})", x)
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+
+
+class Embedding(Module):
+    """Lookup table: integer indices (any shape) -> vectors of ``embedding_size``.
+
+    Shapes: weight (input_size, embedding_size), drawn from N(0, 1) as in
+    PyTorch; input (batch, seq) of indices in ``[0, input_size)`` -> output
+    (batch, seq, embedding_size). Repeated indices accumulate gradients.
+
+    Examples:
+        >>> Embedding(100, 16)(Tensor(xp.array([[1, 5, 20], [2, 10, 30]]))).shape
+        (2, 3, 16)
+    """
+
+    def __init__(self, input_size: int, embedding_size: int) -> None:
+        super().__init__()
+        self.input_size, self.embedding_size = int(input_size), int(embedding_size)
+        self.weight = Tensor(backend.normal((input_size, embedding_size)))
+
+    def forward(self, x: Union[Tensor, Any, Sequence[Any], int, float, bool]) -> Tensor:
+        """Indices of any shape -> (*indices.shape, embedding_size)."""
+        idx = x.data if isinstance(x, Tensor) else x
+        if not backend.is_array(idx):
+            idx = backend.asarray(np.asarray(idx))
+        if backend.is_floating(idx.dtype):
+            host = backend.to_numpy(idx)
+            if np.any(host != np.round(host)):
+                raise TypeError(f"Embedding: indices must be integers, got non-integer values of dtype {idx.dtype}")
+            idx = backend.asarray(host.astype(np.int32))
+        return self.weight.gather(idx)

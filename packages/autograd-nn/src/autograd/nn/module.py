@@ -1,0 +1,322 @@
+"""Module and ModuleList: parameter, submodule and state registration."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from abc import abstractmethod
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from autograd import backend
+from autograd.tensor import Tensor
+
+__all__ = ["Module", "ModuleList", "ParameterDict", "StateDictError"]
+
+
+class StateDictError(ValueError):
+    """Keys or shapes of a state dict (or weights file) do not match the module."""
+
+
+class ParameterDict(dict):
+    """A plain dict of dotted name -> Tensor that may also be called.
+
+    ``Module.parameters`` is a property (as documented), and ``model.parameters()``
+    (the PyTorch spelling, used in the optimizer's documented example) returns
+    the same dict.
+    """
+
+    def __call__(self) -> "ParameterDict":
+        return self
+
+
+def _as_input(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x, requires_grad=False)
+
+
+class Module:
+    """Base class for all neural-network modules.
+
+    Assigning a :class:`~autograd.tensor.Tensor` to an attribute registers a
+    parameter, a Module registers a submodule, and a raw backend array
+    registers a state (a buffer such as a running mean). ``parameters`` and
+    ``states`` flatten them with dotted names (``"block.0.weight"``).
+
+    Modules start in training mode. Subclasses implement ``forward``; calling
+    the module calls it.
+
+    Examples:
+        >>> class MyModule(Module):
+        ...     def forward(self, x):
+        ...         return x * 2
+        >>> MyModule()(Tensor(xp.array([1, 2, 3])))  # [2, 4, 6]
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_states", {})
+        object.__setattr__(self, "_is_training", True)
+
+    # -- registration --
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            Module.__init__(self)
+        for registry in (self._parameters, self._modules, self._states):
+            registry.pop(name, None)
+        if isinstance(value, Tensor):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif backend.is_array(value):
+            self._states[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._modules, self._states):
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_state(self, name: str, value: Any) -> None:
+        """Register ``value`` (converted to a backend array) as a state named ``name``."""
+        setattr(self, name, backend.asarray(value))
+
+    def named_modules(self, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        """This module and every submodule, depth first, with dotted names."""
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    # -- views --
+
+    @property
+    def parameters(self) -> Dict[str, Any]:
+        """Every trainable parameter of this module and its submodules, by dotted name."""
+        out = ParameterDict()
+        for prefix, module in self.named_modules():
+            for name, p in module._parameters.items():
+                out[f"{prefix}.{name}" if prefix else name] = p
+        return out
+
+    @property
+    def states(self) -> Dict[str, Any]:
+        """Every non-trainable state (buffer) of this module and its submodules, by dotted name."""
+        out: Dict[str, Any] = {}
+        for prefix, module in self.named_modules():
+            for name, s in module._states.items():
+                out[f"{prefix}.{name}" if prefix else name] = s
+        return out
+
+    @property
+    def is_training(self) -> bool:
+        """True in training mode (the default), False after ``eval()``."""
+        return bool(self._is_training)
+
+    training = is_training
+
+    def num_parameters(self) -> int:
+        """Total number of trainable scalars."""
+        return sum(p.size for p in self.parameters.values())
+
+    # -- behaviour --
+
+    def zero_grad(self) -> None:
+        """Clear the gradient of every parameter (set to None, which counts as zero)."""
+        for p in self.parameters.values():
+            p.grad = None
+
+    def apply(self, func: Callable[["Module"], Any]) -> None:
+        """Call ``func`` on every submodule (depth first) and then on this module."""
+        for child in self._modules.values():
+            child.apply(func)
+        func(self)
+
+    def train(self) -> None:
+        """Training mode for this module and every submodule."""
+        self.apply(lambda m: object.__setattr__(m, "_is_training", True))
+
+    def eval(self) -> None:
+        """Evaluation mode for this module and every submodule."""
+        self.apply(lambda m: object.__setattr__(m, "_is_training", False))
+
+    def astype(self, dtype: Any) -> "Module":
+        """Cast every floating parameter and state to ``dtype`` in place; returns self."""
+        for p in self.parameters.values():
+            p.data = p.data.astype(backend.dtype(dtype))
+        for _, module in self.named_modules():
+            for name, s in list(module._states.items()):
+                if backend.is_floating(s.dtype):
+                    setattr(module, name, s.astype(backend.dtype(dtype)))
+        return self
+
+    @abstractmethod
+    def forward(self, x: Any) -> Tensor:
+        """The forward pass; subclasses override it."""
+        raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        children = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())
+        return f"{type(self).__name__}({children}\n)" if children else f"{type(self).__name__}()"
+
+    # -- state dicts --
+
+    def state_dict(self) -> Dict[str, Dict[str, Any]]:
+        """``{"parameters": {name: array}, "states": {name: array}}`` with copies of the arrays."""
+        return {
+            "parameters": {n: backend.copy(p.data) for n, p in self.parameters.items()},
+            "states": {n: backend.copy(s) for n, s in self.states.items()},
+        }
+
+    def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True) -> None:
+        """Load parameters and states, updating parameter Tensors in place (optimizers keep working).
+
+        Args:
+            state_dict: ``{"parameters": {...}, "states": {...}}`` of arrays (any array-likes).
+            strict: Reject missing and unexpected keys. Shape mismatches are always rejected.
+
+        Raises:
+            StateDictError: one error listing every missing key, unexpected key and shape mismatch.
+        """
+        if not isinstance(state_dict, dict) or set(state_dict) - {"parameters", "states"}:
+            raise StateDictError(
+                "load_state_dict expects {'parameters': {...}, 'states': {...}}, got keys "
+                f"{sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__}"
+            )
+        params, states = self.parameters, self.states
+        given_p = dict(state_dict.get("parameters", {}))
+        given_s = dict(state_dict.get("states", {}))
+        missing = sorted(set(params) - set(given_p)) + sorted(set(states) - set(given_s))
+        unexpected = sorted(set(given_p) - set(params)) + sorted(set(given_s) - set(states))
+        mismatched = []
+        for name, value in list(given_p.items()) + list(given_s.items()):
+            target = params.get(name) if name in given_p else states.get(name)
+            if target is not None and tuple(np.shape(value)) != tuple(target.shape):
+                mismatched.append(f"{name}: expected {tuple(target.shape)}, got {tuple(np.shape(value))}")
+        problems = []
+        if strict and missing:
+            problems.append(f"missing keys: {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys: {unexpected}")
+        if mismatched:
+            problems.append(f"shape mismatches: {mismatched}")
+        if problems:
+            raise StateDictError(f"cannot load state into {type(self).__name__}: " + "; ".join(problems))
+        for name, value in given_p.items():
+            if name in params:
+                p = params[name]
+                p.data = _to_backend(value, p.dtype)
+        owners = dict(self.named_modules())
+        for name, value in given_s.items():
+            if name in states:
+                prefix, _, attr = name.rpartition(".")
+                setattr(owners[prefix], attr, _to_backend(value, states[name].dtype))
+
+    # -- safetensors --
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write parameters and states to a safetensors file, atomically.
+
+        Keys are the dotted names; the file opens in any safetensors reader.
+        bfloat16 arrays are stored as float32 (NumPy has no bfloat16). The
+        file is written to a temporary name in the same folder, flushed, and
+        renamed over ``path``, so a crash never leaves a truncated file.
+        """
+        from safetensors.numpy import save_file
+
+        sd = self.state_dict()
+        tensors = {n: np.ascontiguousarray(backend.to_numpy(a)) for n, a in sd["parameters"].items()}
+        tensors.update({n: np.ascontiguousarray(backend.to_numpy(a)) for n, a in sd["states"].items()})
+        kinds = {n: "parameter" for n in sd["parameters"]} | {n: "state" for n in sd["states"]}
+        metadata = {"format": "autograd", "kinds": json.dumps(kinds)}
+        _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+    def load_weights(self, path: str | os.PathLike, strict: bool = True) -> None:
+        """Load a safetensors file written by :meth:`save_weights` (or any file with the same dotted keys).
+
+        Raises:
+            StateDictError: keys or shapes do not match (one error listing them all).
+        """
+        from safetensors import safe_open
+
+        with safe_open(os.fspath(path), framework="numpy") as f:
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+        state_names = set(self.states)
+        self.load_state_dict(
+            {
+                "parameters": {k: v for k, v in arrays.items() if k not in state_names},
+                "states": {k: v for k, v in arrays.items() if k in state_names},
+            },
+            strict=strict,
+        )
+
+
+def _to_backend(value: Any, dtype: Any) -> Any:
+    if isinstance(value, Tensor):
+        value = value.data
+    arr = value if backend.is_array(value) else backend.asarray(np.asarray(value))
+    return arr.astype(dtype) if arr.dtype != dtype else backend.copy(arr)
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class ModuleList(Module):
+    """A list of submodules, registered as ``"0"``, ``"1"``... so their parameters are found.
+
+    Examples:
+        >>> ml = ModuleList([MyModule(), MyModule()])
+        >>> for m in ml:
+        ...     print(m.forward(Tensor(xp.array([1]))).data)
+    """
+
+    def __init__(self, modules: Optional[Iterable[Module]] = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "_list", [])
+        for m in modules or []:
+            self.append(m)
+
+    def append(self, module: Module) -> None:
+        """Append a module."""
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList.append expects a Module, got {type(module).__name__}")
+        setattr(self, str(len(self._list)), module)
+        self._list.append(module)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._list)
+
+    def __len__(self) -> int:
+        return len(self._list)
+
+    def __getitem__(self, index: int) -> Module:
+        return self._list[index]
+
+    def forward(self, x: Any) -> Any:
+        """Run the modules in order."""
+        for m in self._list:
+            x = m(x)
+        return x
+
+
+def modules_in(module: Module) -> List[Module]:
+    """Every module in the tree (for tests and tools)."""
+    return [m for _, m in module.named_modules()]
