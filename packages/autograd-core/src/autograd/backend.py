@@ -44,6 +44,7 @@ __all__ = [
     "materialize",
     "add_at",
     "as_strided",
+    "contiguous",
     "matmul",
     "dtype",
     "dtype_name",
@@ -323,6 +324,13 @@ def matmul(a: Any, b: Any) -> Any:
     if BACKEND == "mlx" and not (is_floating(a.dtype) or is_floating(b.dtype)):
         return asarray(np.matmul(to_numpy(a), to_numpy(b)))
     return a @ b
+
+
+def contiguous(x: Any) -> Any:
+    """``x`` laid out in C order (a copy only when it is not); MLX manages layout itself."""
+    if BACKEND == "mlx":
+        return x
+    return _mod.ascontiguousarray(x)
 
 
 def as_strided(x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:

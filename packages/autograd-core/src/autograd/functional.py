@@ -76,7 +76,7 @@ class Relu(Function):
         return _lib.maximum(x, 0)
 
     def backward(self, grad: Tensor) -> Any:
-        return grad.data * self.mask
+        return _lib.where(self.mask, grad.data, 0)
 
 
 class Gelu(Function):

@@ -949,6 +949,9 @@ class Matmul(Function):
                 f"({k1} (last dim of the first) != {k2} (contracted dim of the second))"
             )
         self.x, self.y = x, y
+        if y.ndim == 2 and x.ndim > 2:
+            # (B..., M, K) @ (K, N) as one (B*M, K) @ (K, N) GEMM instead of B small ones.
+            return backend.matmul(x.reshape(-1, k1), y).reshape(tuple(x.shape[:-1]) + (y.shape[1],))
         return backend.matmul(x, y)
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any]:
@@ -963,8 +966,11 @@ class Matmul(Function):
             g = _lib.expand_dims(g, -1)
         gx = gy = None
         if self.needs_input_grad[0]:
-            gx = g @ _lib.swapaxes(y2, -1, -2)
-            gx = Function.unbroadcast(gx, x2.shape).reshape(x.shape)
+            if y2.ndim == 2 and x2.ndim > 2:
+                gx = (g.reshape(-1, g.shape[-1]) @ y2.T).reshape(x.shape)
+            else:
+                gx = g @ _lib.swapaxes(y2, -1, -2)
+                gx = Function.unbroadcast(gx, x2.shape).reshape(x.shape)
         if self.needs_input_grad[1]:
             if y2.ndim == 2 and x2.ndim > 2:
                 # (B..., M, K)^T (B..., M, N) summed over the batch is one big GEMM.
@@ -1156,7 +1162,9 @@ class Max(Function):
         self.out_kd = _lib.max(x, axis=self.axes, keepdims=True)
         if keepdims:
             return self.out_kd.reshape((1,)) if self.axes is None else self.out_kd
-        return _lib.max(x, axis=self.axes) if self.axes is not None else self.out_kd.reshape(())
+        if self.axes is None:
+            return self.out_kd.reshape(())
+        return self.out_kd.reshape(tuple(s for i, s in enumerate(x.shape) if i not in self.axes))
 
     def backward(self, grad: Tensor) -> Any:
         mask = (self.x == self.out_kd).astype(grad.data.dtype)
@@ -1447,7 +1455,7 @@ class StridedWindows(Function):
         ho, wo = self.out_hw
         out = _lib.zeros(self.shape, dtype=g.dtype)
         # (Ho, Wo, N, C, k, k) -> (N, C, k, k, Ho, Wo): each (i, j) slice lands on a strided grid.
-        g = _lib.transpose(g, (2, 3, 4, 5, 0, 1))
+        g = backend.contiguous(_lib.transpose(g, (2, 3, 4, 5, 0, 1)))
         for i in range(k):
             for j in range(k):
                 region = (

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from autograd import backend
+from autograd.backend import lib as _lib
 from autograd.functional import relu
 from autograd.init import xavier_uniform
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
-from autograd.tensor import Tensor
+from autograd.tensor import Function, Tensor
 
-__all__ = ["Conv2d", "MaxPool2d", "ResidualBlock", "extract_windows"]
+__all__ = ["Conv2d", "MaxPool2d", "MaxPool2dFunction", "ResidualBlock", "extract_windows"]
 
 _PADDING_MODES = ("valid", "same")
 
@@ -106,6 +107,41 @@ class Conv2d(Module):
         return out
 
 
+def _offsets(k: int, s: int, ho: int, wo: int) -> List[Tuple[int, int, Tuple[slice, ...]]]:
+    # One strided slice per kernel offset (i, j): the (N, C, Ho, Wo) grid of pixels it covers.
+    return [
+        (i, j, (slice(None), slice(None), slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s)))
+        for i in range(k)
+        for j in range(k)
+    ]
+
+
+class MaxPool2dFunction(Function):
+    """Max over k x k windows of an (N, C, H, W) array, as k*k element-wise maxima of strided slices.
+
+    Backward: each window's gradient goes to its maxima, split equally among ties.
+    """
+
+    def forward(self, x: Any, kernel_size: int, stride: int) -> Any:
+        k, s = kernel_size, stride
+        ho, wo = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
+        self.x, self.slices = x, _offsets(k, s, ho, wo)
+        out = None
+        for _, _, region in self.slices:
+            out = x[region] if out is None else _lib.maximum(out, x[region])
+        self.out = out
+        return out
+
+    def backward(self, grad: Tensor) -> Any:
+        hits = [self.x[region] == self.out for _, _, region in self.slices]
+        count = sum(h.astype(grad.data.dtype) for h in hits)
+        share = grad.data / count
+        gx = _lib.zeros(self.x.shape, dtype=grad.data.dtype)
+        for hit, (_, _, region) in zip(hits, self.slices):
+            gx = backend.add_at(gx, region, _lib.where(hit, share, 0))
+        return gx
+
+
 class MaxPool2d(Module):
     """2-D max pooling; ``stride`` defaults to ``kernel_size``. Ties share the gradient equally.
 
@@ -129,8 +165,14 @@ class MaxPool2d(Module):
         """(N, C, H, W) -> (N, C, H_out, W_out)."""
         x = as_input(x)
         check(x.ndim == 4, self, "(N, C, H, W)", x)
-        windows, _ = extract_windows(x, self.kernel_size, self.stride, self.padding_mode, pad_value=-np.inf)
-        return windows.max(axis=(4, 5)).permute(2, 3, 0, 1)
+        if self.padding_mode == "same":
+            top, bottom = _same_padding(x.shape[2], self.kernel_size, self.stride)
+            left, right = _same_padding(x.shape[3], self.kernel_size, self.stride)
+            if top or bottom or left or right:
+                x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
+        if x.shape[2] < self.kernel_size or x.shape[3] < self.kernel_size:
+            check(False, self, f"at least {self.kernel_size} x {self.kernel_size} pixels", x)
+        return MaxPool2dFunction.apply(x, kernel_size=self.kernel_size, stride=self.stride)
 
 
 class ResidualBlock(Module):
