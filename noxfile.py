@@ -32,6 +32,7 @@ NEWEST_PYTHON = "3.13"
 PACKAGES = {
     "core": "autograd-core",
     "nn": "autograd-nn",
+    "optim": "autograd-optim",
 }
 # what each backend adds to the install of autograd-core
 BACKEND_EXTRA = {"numpy": "", "mlx": "[mlx]", "cupy": "[cuda12]"}
@@ -45,6 +46,9 @@ MATRIX = [
     (PYTHON, "numpy", "nn"),
     (PYTHON, "mlx", "nn"),
     (PYTHON, "cupy", "nn"),
+    (PYTHON, "numpy", "optim"),
+    (PYTHON, "mlx", "optim"),
+    (PYTHON, "cupy", "optim"),
 ]
 
 
@@ -157,9 +161,44 @@ def parity(session: nox.Session) -> None:
     )
 
 
+def _check_versions_and_imports(session: nox.Session) -> None:
+    """One version for every package, exact pins between members, and no undeclared imports."""
+    import re
+    import tomllib
+
+    meta = {}
+    for folder in sorted((ROOT / "packages").iterdir()):
+        if (folder / "pyproject.toml").exists():
+            project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+            meta[project["name"]] = project
+    versions = {name: p["version"] for name, p in meta.items()}
+    if len(set(versions.values())) != 1:
+        session.error(f"packages disagree on the version: {versions}")
+    version = next(iter(versions.values()))
+    for name, project in meta.items():
+        for dep in project.get("dependencies", []):
+            dist = re.split(r"[\[<>=!~; ]", dep, maxsplit=1)[0]
+            if dist in meta and not dep.replace(" ", "").startswith(f"{dist}==") and f"=={version}" not in dep:
+                session.error(f"{name} must pin {dist}=={version}, has {dep!r}")
+    # nn and optim never import each other; core imports neither.
+    rules = {
+        "autograd-core": ("autograd.nn", "autograd.optim"),
+        "autograd-nn": ("autograd.optim",),
+        "autograd-optim": ("autograd.nn",),
+    }
+    for dist, banned in rules.items():
+        for path in (ROOT / "packages" / dist / "src").rglob("*.py"):
+            text = path.read_text()
+            for mod in banned:
+                if re.search(rf"^\s*(from|import) {re.escape(mod)}\b", text, re.M):
+                    session.error(f"{path} imports {mod}, which {dist} does not depend on")
+    session.log(f"all {len(meta)} packages at {version}, pinned exactly; imports respect the dependencies")
+
+
 @nox.session(python=PYTHON, tags=["wheels"])
 def wheels(session: nox.Session) -> None:
     """Build every wheel, then install and import each alone in a fresh venv outside the workspace."""
+    _check_versions_and_imports(session)
     out = Path(tempfile.mkdtemp(prefix="autograd-wheels-"))
     session.run("uv", "build", "--all-packages", "--no-sources", "-o", str(out), external=True)
     built = {p.name.split("-")[0].replace("_", "-"): p for p in out.glob("*.whl")}

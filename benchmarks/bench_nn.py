@@ -100,9 +100,9 @@ def main() -> None:
     print(f"autograd backend: {backend.BACKEND}; torch: {torch.__version__ if torch else 'not installed'}")
     print(f"{'benchmark':52s} {'autograd':>10s} {'pytorch':>10s} {'ratio':>7s}")
     for name, o, r in rows:
-        print(
-            f"{name:52s} {o * 1e3:8.1f}ms {(f'{r * 1e3:8.1f}ms' if r else '-'):>10s} {(f'{o / r:6.2f}x' if r else '-'):>7s}"
-        )
+        ref = f"{r * 1e3:8.1f}ms" if r else "-"
+        ratio = f"{o / r:6.2f}x" if r else "-"
+        print(f"{name:52s} {o * 1e3:8.1f}ms {ref:>10s} {ratio:>7s}")
 
 
 if __name__ == "__main__":

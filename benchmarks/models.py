@@ -6,9 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from autograd import backend
+from autograd import backend, nn
 from autograd import functional as F
-from autograd import nn
 from autograd.tensor import Tensor
 
 

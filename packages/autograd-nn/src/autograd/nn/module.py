@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from abc import abstractmethod
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from autograd import backend
+from autograd.files import atomic_write
 from autograd.tensor import Tensor
 
 __all__ = ["Module", "ModuleList", "ParameterDict", "StateDictError"]
@@ -234,7 +234,7 @@ class Module:
         tensors.update({n: np.ascontiguousarray(backend.to_numpy(a)) for n, a in sd["states"].items()})
         kinds = {n: "parameter" for n in sd["parameters"]} | {n: "state" for n in sd["states"]}
         metadata = {"format": "autograd", "kinds": json.dumps(kinds)}
-        _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), suffix=".safetensors")
 
     def load_weights(self, path: str | os.PathLike, strict: bool = True) -> None:
         """Load a safetensors file written by :meth:`save_weights` (or any file with the same dotted keys).
@@ -261,22 +261,6 @@ def _to_backend(value: Any, dtype: Any) -> Any:
         value = value.data
     arr = value if backend.is_array(value) else backend.asarray(np.asarray(value))
     return arr.astype(dtype) if arr.dtype != dtype else backend.copy(arr)
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class ModuleList(Module):

@@ -1,0 +1,67 @@
+"""Adam, and AdamW when weight_decay > 0."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from autograd.backend import lib as _lib
+from autograd.optim.optimizer import Optimizer
+from autograd.tensor import Tensor
+
+__all__ = ["Adam"]
+
+
+class Adam(Optimizer):
+    r"""Adam with decoupled weight decay (AdamW when ``weight_decay > 0``).
+
+    Per parameter, at its step :math:`t`:
+    :math:`p \leftarrow p (1 - \eta\lambda)`;
+    :math:`m \leftarrow \beta_1 m + (1-\beta_1) g`; :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`;
+    :math:`p \leftarrow p - \frac{\eta}{1-\beta_1^t} \frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}`
+    (the arrangement of ``torch.optim.Adam``/``AdamW``). With ``weight_decay = 0`` it is Adam.
+
+    Args:
+        model_parameters: See :class:`Optimizer`.
+        lr: Learning rate :math:`\eta`.
+        beta1, beta2: Moment decay rates (0.9, 0.999).
+        epsilon: :math:`\epsilon` (1e-7).
+        weight_decay: Decoupled decay :math:`\lambda` (0).
+        lr_scheduler_kwargs: See :class:`Optimizer`.
+    """
+
+    hyperparameter_names = ("beta1", "beta2", "epsilon", "weight_decay")
+
+    def __init__(
+        self,
+        model_parameters: Any,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-07,
+        weight_decay: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
+        for name, v in (("beta1", self.beta1), ("beta2", self.beta2)):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(f"Adam: {name} must be in [0, 1), got {v}")
+        if not self.epsilon > 0 or self.weight_decay < 0:
+            raise ValueError(f"Adam: epsilon must be > 0 and weight_decay >= 0, got {epsilon}, {weight_decay}")
+        super().__init__(model_parameters, lr, **kwargs)
+
+    def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
+        """One Adam(W) step of one parameter."""
+        value = self._value(param, dtype)
+        if self.weight_decay:
+            value = value * (1.0 - self._lr * self.weight_decay)
+        state = self._states.setdefault(name, {})
+        t = state.get("step", 0) + 1
+        m = self.beta1 * self._slot(name, "m", param, dtype) + (1.0 - self.beta1) * grad
+        v = self.beta2 * self._slot(name, "v", param, dtype) + (1.0 - self.beta2) * (grad * grad)
+        state["m"], state["v"], state["step"] = m, v, t
+        bias1 = 1.0 - self.beta1**t
+        bias2_sqrt = math.sqrt(1.0 - self.beta2**t)
+        denom = _lib.sqrt(v) / bias2_sqrt + self.epsilon
+        self._assign(param, value - (self._lr / bias1) * (m / denom))
