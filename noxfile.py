@@ -21,7 +21,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 # `nox` alone runs everything but the benchmarks.
-nox.options.sessions = ["tests", "parity", "wheels", "lint"]
+nox.options.sessions = ["tests", "parity", "examples", "wheels", "lint"]
 
 ROOT = Path(__file__).parent
 RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
@@ -125,6 +125,21 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
         "no:cacheprovider",
         *session.posargs,
         env=env,
+    )
+
+
+@nox.session(python=PYTHON, tags=["examples", "numpy"])
+def examples(session: nox.Session) -> None:
+    """Smoke-test both examples (tiny settings) with every package installed from its folder."""
+    _install(session, "numpy", list(PACKAGES), "pytest", "scikit-learn", "tqdm", "matplotlib")
+    session.run(
+        "pytest",
+        "examples/tests",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"AUTOGRAD_BACKEND": "numpy"},
     )
 
 
