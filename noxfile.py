@@ -21,7 +21,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 # `nox` alone runs everything but the benchmarks.
-nox.options.sessions = ["tests", "parity", "examples", "wheels", "lint"]
+nox.options.sessions = ["tests", "parity", "examples", "wheels", "docs", "lint"]
 
 ROOT = Path(__file__).parent
 RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
@@ -33,6 +33,8 @@ PACKAGES = {
     "core": "autograd-core",
     "nn": "autograd-nn",
     "optim": "autograd-optim",
+    "kernels-mlx": "autograd-kernels-mlx",
+    "kernels-cuda": "autograd-kernels-cuda",
 }
 # what each backend adds to the install of autograd-core
 BACKEND_EXTRA = {"numpy": "", "mlx": "[mlx]", "cupy": "[cuda12]"}
@@ -49,6 +51,10 @@ MATRIX = [
     (PYTHON, "numpy", "optim"),
     (PYTHON, "mlx", "optim"),
     (PYTHON, "cupy", "optim"),
+    (PYTHON, "mlx", "kernels-mlx"),
+    (PYTHON, "numpy", "kernels-mlx"),  # installed but declining with its reason
+    (PYTHON, "numpy", "kernels-cuda"),  # nvcc compile checks, the NumPy tiling model, declining without a GPU
+    (PYTHON, "cupy", "kernels-cuda"),
 ]
 
 
@@ -83,7 +89,7 @@ def _install(session: nox.Session, backend: str, packages: list[str], *extra: st
         dist = PACKAGES[pkg]
         suffix = BACKEND_EXTRA[backend] if pkg == "core" else ""
         specs.append(f"./packages/{dist}{suffix}")
-    if "core" not in packages and BACKEND_EXTRA[backend]:
+    if "core" not in packages:  # every package depends on the local core, never on an index's
         specs.append(f"./packages/autograd-core{BACKEND_EXTRA[backend]}")
     local = list(PACKAGES.values()) + ["autograd-fake-attention-plugins"]
     reinstall = [arg for d in local for arg in ("--reinstall-package", d)]
@@ -131,7 +137,7 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
 @nox.session(python=PYTHON, tags=["examples", "numpy"])
 def examples(session: nox.Session) -> None:
     """Smoke-test both examples (tiny settings) with every package installed from its folder."""
-    _install(session, "numpy", list(PACKAGES), "pytest", "scikit-learn", "tqdm", "matplotlib")
+    _install(session, "numpy", ["core", "nn", "optim"], "pytest", "scikit-learn", "tqdm", "matplotlib")
     session.run(
         "pytest",
         "examples/tests",
@@ -225,7 +231,11 @@ def wheels(session: nox.Session) -> None:
         session.run("uv", "venv", "-q", "-p", PYTHON, str(venv), external=True)
         py = str(venv / "bin" / "python")
         session.run("uv", "pip", "install", "-q", "-p", py, str(wheel), "--find-links", str(out), external=True)
-        module = {"autograd-core": "autograd.tensor"}.get(dist, "autograd." + dist.split("-", 1)[1])
+        module = {
+            "autograd-core": "autograd.tensor",
+            "autograd-kernels-mlx": "autograd_kernels_mlx",
+            "autograd-kernels-cuda": "autograd_kernels_cuda",
+        }.get(dist, "autograd." + dist.split("-", 1)[1])
         session.run(
             py,
             "-c",
@@ -240,15 +250,23 @@ def wheels(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, venv_backend="venv", tags=["bench"])
 def bench(session: nox.Session) -> None:
-    """Benchmarks against PyTorch eager CPU (installed from this machine's disk when there)."""
+    """All benchmarks (benchmarks/run_all.py): autograd on NumPy and MLX against PyTorch eager CPU."""
     wheel = _local_torch_wheel()
     if wheel is not None:
         session.run("python", "-m", "pip", "install", "-q", wheel)
     dists = [f"./packages/{d}" for d in PACKAGES.values()]
     session.run("python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *dists)
-    session.run("python", "-m", "pip", "install", "-q", *dists)
-    for script in sorted(glob.glob("benchmarks/bench_*.py")):
-        session.run("python", script, *session.posargs, env={"AUTOGRAD_BACKEND": "numpy"})
+    session.run("python", "-m", "pip", "install", "-q", "./packages/autograd-core[mlx]", *dists)
+    session.run("python", "benchmarks/run_all.py", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["docs"])
+def docs(session: nox.Session) -> None:
+    """HTML documentation with Sphinx from every package's docstrings; warnings are errors."""
+    _install(session, "numpy", list(PACKAGES), "sphinx>=7")
+    out = Path(tempfile.mkdtemp(prefix="autograd-docs-"))
+    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out / "html"))
+    session.log(f"documentation built in {out / 'html'}")
 
 
 @nox.session(python=PYTHON, tags=["lint"])

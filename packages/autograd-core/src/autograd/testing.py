@@ -230,13 +230,14 @@ def check_attention_implementation(
 
     obj = impl() if isinstance(impl, type) else impl
     report = AttentionConformanceReport(obj.name)
-    added = False
+    # The object under test is what the dispatcher must see while the suite runs.
     try:
-        registry.get(obj.name)
+        previous = registry.entry(obj.name)
     except registry.UnknownAttentionImplementationError:
-        registry.register(obj)
-        added = True
-    registered = registry.get(obj.name)
+        previous = None
+    if previous is None or previous.impl is not obj:
+        registry.register(obj, replace=True)
+    registered = obj
     try:
         rng = np.random.default_rng(seed)
         available = []
@@ -308,8 +309,10 @@ def check_attention_implementation(
                     )
         _check_dropout(registry, registered, report, rng)
     finally:
-        if added:
+        if previous is None:
             registry.unregister(obj.name)
+        elif previous.impl is not obj:
+            registry.register(previous.impl, package=previous.package, version=previous.version, replace=True)
     if report.failures and raise_on_failure:
         raise AssertionError(str(report))
     return report

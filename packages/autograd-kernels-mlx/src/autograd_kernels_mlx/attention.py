@@ -1,0 +1,183 @@
+"""The ``mlx_flash`` attention implementation: the contract of :mod:`autograd.kernels`, met with tiles."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, List, Optional, Tuple
+
+import mlx.core as mx
+
+from autograd.kernels import AttentionImplementation, AttentionInputs
+from autograd.tensor import Function, Tensor, is_grad_enabled
+from autograd_kernels_mlx import dropout
+from autograd_kernels_mlx.flash import BLOCK, NEG, flash_backward, flash_forward
+
+__all__ = ["MLXFlashAttention", "FlashAttentionFunction"]
+
+_DTYPES = ("float32", "float16", "bfloat16")
+MAX_HEAD_DIM = 256
+
+
+def _mask_bias_fn(mask: Optional[mx.array]):
+    """Tiles of the user's mask as an additive float32 bias (the dispatcher's contract: True / 1.0 forbid)."""
+    if mask is None:
+        return lambda rows, cols: None
+    full = mask if mask.ndim == 4 else mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+    if full.dtype == mx.bool_:
+        bias = mx.where(full, NEG, 0.0).astype(mx.float32)
+    else:
+        bias = full.astype(mx.float32) * NEG
+
+    def tile(rows: range, cols: range) -> mx.array:
+        r = slice(rows.start, rows.stop) if bias.shape[2] > 1 else slice(None)
+        c = slice(cols.start, cols.stop) if bias.shape[3] > 1 else slice(None)
+        return bias[:, :, r, c]
+
+    return tile
+
+
+def _keep_fn(batch: int, heads: int, dropout_prob: float, seed: Optional[int], keep_scale: Optional[mx.array]):
+    if keep_scale is not None:  # an explicit (B, H, Tq, Tk) multiplier
+        ks = keep_scale.astype(mx.float32)
+        return lambda rows, cols: ks[:, :, rows.start : rows.stop, cols.start : cols.stop]
+    if dropout_prob <= 0.0:
+        return lambda rows, cols: None
+    seed = 0 if seed is None else int(seed)
+    return lambda rows, cols: dropout.keep_scale(seed, batch, heads, rows, cols, dropout_prob)
+
+
+class FlashAttentionFunction(Function):
+    """Forward and backward of the tiled attention; saves only q, k, v, the output and the log-sum-exp."""
+
+    def forward(
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        *,
+        mask: Any = None,
+        is_causal: bool = False,
+        dropout_prob: float = 0.0,
+        scale: Optional[float] = None,
+        seed: Optional[int] = None,
+        keep_scale: Any = None,
+        block: int = BLOCK,
+    ) -> Any:
+        b, h = query.shape[:2]
+        self.dtypes = (query.dtype, key.dtype, value.dtype)
+        self.scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+        self.causal, self.block = bool(is_causal) and mask is None, block
+        self.mask_bias = _mask_bias_fn(mask)
+        self.keep = _keep_fn(b, h, dropout_prob, seed, keep_scale)
+        self.q, self.k, self.v = (x.astype(mx.float32) for x in (query, key, value))
+        self.out, self.lse = flash_forward(
+            self.q,
+            self.k,
+            self.v,
+            scale=self.scale,
+            causal=self.causal,
+            mask_bias=self.mask_bias,
+            keep=self.keep,
+            block=block,
+        )
+        return self.out.astype(query.dtype)
+
+    def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
+        dq, dk, dv = flash_backward(
+            self.q,
+            self.k,
+            self.v,
+            self.out,
+            self.lse,
+            grad.data.astype(mx.float32),
+            scale=self.scale,
+            causal=self.causal,
+            mask_bias=self.mask_bias,
+            keep=self.keep,
+            block=self.block,
+        )
+        return tuple(g.astype(dt) for g, dt in zip((dq, dk, dv), self.dtypes))
+
+
+class MLXFlashAttention(AttentionImplementation):
+    """Fused, memory-linear attention for the MLX backend (any MLX device, the CPU build included).
+
+    Takes float32, float16 and bfloat16 (float32 accumulation), head_dim up to
+    256, any sequence lengths (Tq may differ from Tk), causal or not, bool or
+    additive masks, and dropout (regenerated from the seed in the backward).
+    When no gradient is needed and there is neither dropout nor a float mask,
+    the forward uses ``mx.fast.scaled_dot_product_attention``.
+    """
+
+    name = "mlx_flash"
+    backends = ("mlx",)
+    priority = 100
+
+    def __init__(self, block: int = BLOCK) -> None:
+        #: Query/key tile size; tests use small tiles to exercise tails and causal skipping.
+        self.block = int(block)
+
+    tolerances = {
+        "float32": (5e-5, 2e-4),
+        "float16": (3e-3, 2e-2),
+        "bfloat16": (2e-2, 5e-2),
+    }
+
+    def check(self, inputs: AttentionInputs) -> List[str]:
+        reasons = super().check(inputs)
+        if inputs.dtype not in _DTYPES:
+            reasons.append(f"dtype {inputs.dtype} is not supported (float32, float16, bfloat16)")
+        if inputs.head_dim > MAX_HEAD_DIM or inputs.value_dim > MAX_HEAD_DIM:
+            reasons.append(f"head_dim {max(inputs.head_dim, inputs.value_dim)} > {MAX_HEAD_DIM}")
+        return reasons
+
+    def attention(
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        *,
+        mask: Any = None,
+        is_causal: bool = False,
+        dropout_prob: float = 0.0,
+        scale: Optional[float] = None,
+        seed: Optional[int] = None,
+    ) -> Any:
+        needs_grad = is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
+        if not needs_grad and dropout_prob == 0.0 and (mask is None or mask.dtype == mx.bool_):
+            return Tensor(
+                self.fast_forward(query.data, key.data, value.data, mask, is_causal, scale), requires_grad=False
+            )
+        return FlashAttentionFunction.apply(
+            query,
+            key,
+            value,
+            mask=mask,
+            is_causal=is_causal,
+            dropout_prob=dropout_prob,
+            scale=scale,
+            seed=seed,
+            block=self.block,
+        )
+
+    @staticmethod
+    def fast_forward(q: Any, k: Any, v: Any, mask: Any, is_causal: bool, scale: Optional[float]) -> Any:
+        """Forward only, through ``mx.fast.scaled_dot_product_attention`` (its causal mask is bottom-right too)."""
+        scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+        if mask is not None:
+            fast_mask: Any = mx.logical_not(mask)  # MLX: True = may attend; ours: True = forbidden
+        else:
+            fast_mask = "causal" if is_causal else None
+        return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=fast_mask)
+
+    # -- the explicit-mask causal entry points behind autograd.functional.ScaledDotProductAttentionMLXCustom --
+
+    def causal_forward(self, q: Any, k: Any, v: Any, dropout_scale_mask: Any = None) -> Tuple[Any, Any]:
+        """Causal forward with an explicit (B, H, T, T) dropout multiplier; returns (out, saved)."""
+        fn = FlashAttentionFunction()
+        out = fn.forward(q, k, v, is_causal=True, keep_scale=dropout_scale_mask, block=self.block)
+        return out, fn
+
+    def causal_backward(self, saved: Any, grad: Any) -> Tuple[Any, Any, Any]:
+        """(dq, dk, dv) for :meth:`causal_forward`."""
+        return saved.backward(Tensor(grad, requires_grad=False))
