@@ -263,7 +263,7 @@ def bench(session: nox.Session) -> None:
 @nox.session(python=PYTHON, tags=["docs"])
 def docs(session: nox.Session) -> None:
     """HTML documentation with Sphinx from every package's docstrings; warnings are errors."""
-    _install(session, "numpy", list(PACKAGES), "sphinx>=7")
+    _install(session, "numpy", list(PACKAGES), "sphinx>=7")  # kernels-mlx brings mlx, which autodoc imports
     out = Path(tempfile.mkdtemp(prefix="autograd-docs-"))
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out / "html"))
     session.log(f"documentation built in {out / 'html'}")

@@ -1,4 +1,4 @@
-"""A NumPy model of the CUDA kernels' exact tiling, written side by side with kernels/*.cu.
+"""A NumPy model of the CUDA kernels' exact tiling, written side by side with ``kernels/*.cu``.
 
 Each function walks the same blocks, tiles and per-key online-softmax steps as
 its kernel, vectorised over the threads of a block (one row per thread) and

@@ -128,7 +128,7 @@ class AttentionInputs:
 class AttentionImplementation(ABC):
     """The contract a kernel author implements.
 
-    Class attributes:
+    Attributes:
         name: Unique name, used by ``implementation=`` and ``AUTOGRAD_ATTENTION``.
         backends: Backend names it runs on (``"numpy"``, ``"mlx"``, ``"cupy"``).
         priority: Higher wins in automatic selection (dense is -1000).

@@ -62,7 +62,7 @@ class Embedding(Module):
         self.weight = Tensor(backend.normal((input_size, embedding_size)))
 
     def forward(self, x: Union[Tensor, Any, Sequence[Any], int, float, bool]) -> Tensor:
-        """Indices of any shape -> (*indices.shape, embedding_size)."""
+        """Indices of any shape -> ``(*indices.shape, embedding_size)``."""
         idx = x.data if isinstance(x, Tensor) else x
         if not backend.is_array(idx):
             idx = backend.asarray(np.asarray(idx))

@@ -80,7 +80,7 @@ class LayerNorm(Module):
 class BatchNorm(Module):
     """Batch normalization over every axis but the channel axis 1.
 
-    Shapes: input (N, C) or (N, C, *spatial) with ``C == input_size``; weight,
+    Shapes: input ``(N, C)`` or ``(N, C, *spatial)`` with ``C == input_size``; weight,
     bias and the states ``running_mean``/``running_var`` are (input_size,).
     Training uses the batch statistics and updates
     ``running = (1 - momentum) * running + momentum * batch`` (the running
