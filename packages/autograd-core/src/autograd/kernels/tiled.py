@@ -1,0 +1,246 @@
+"""Memory-linear attention for the NumPy backend: key/value tiles, an online softmax, batched BLAS.
+
+Registered by autograd-core itself through the ``autograd.attention`` entry
+point group, like any plugin, as ``numpy_tiled``.
+
+Forward: for each key tile, against every query row that can see it (all
+rows, or for causal attention the rows from the tile's diagonal down), for all
+batch x heads in one batched matmul:
+
+    s = q k_t^T * scale + bias_t;  m' = max(m, rowmax(s));  a = exp(m - m')
+    p = exp(s - m');  l = a l + rowsum(p);  acc = a acc + (p * keep_t) v_t
+
+then ``out = acc / l``; only ``out`` and ``lse = m + log(l)`` are kept.
+Backward, per key tile, with ``delta = rowsum(dO * O)``:
+
+    p = exp(s - lse);  dV_t = (p keep)^T dO;  dS = p ((dO v_t^T) keep - delta)
+    dQ += dS k_t * scale;  dK_t = dS^T q * scale
+
+Extra memory is one (B, H, Tq, tile) score array and its companions, never
+(B, H, Tq, Tk). Causal tiles above the diagonal are skipped (their rows are
+not computed). Dropout keep decisions are a hash of the seed and each
+element's position, so the backward regenerates every tile's mask.
+
+Tile size: the key tile holds as many keys as keep one score array at about
+``TILE_ELEMENTS`` = 4M values (16 MiB in float32): at batch 2 x 8 heads x 2048
+queries that is 128 keys. Measured on a 2-core x86_64 machine at T=2048, 4M
+values ran fastest (414 ms forward+backward, against 564 ms at 1M, 446 ms at
+8M and 532 ms at 16M): smaller tiles leave BLAS with thin matrices and cost
+more Python steps, larger ones spill out of cache. Key and value tiles are
+copied transposed to C order before their matmuls, because NumPy's batched
+matmul leaves BLAS on the strided transposed view (4x slower).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, List, Optional, Tuple
+
+from autograd import backend
+from autograd.backend import lib as _lib
+from autograd.kernels.registry import AttentionImplementation, AttentionInputs
+from autograd.tensor import Function, Tensor
+
+__all__ = ["NumpyTiledAttention", "TiledAttentionFunction", "keep_scale", "MIN_SEQ"]
+
+#: Values in one (batch x heads x query rows) x key-tile score array (see the module docstring).
+TILE_ELEMENTS = 4 * 1024 * 1024
+#: Below this many keys the dense path is faster on NumPy (measured with
+#: benchmarks/bench_attention.py on a 2-core x86_64 machine; see the core README).
+MIN_SEQ = 512
+NEG = -1.0e9
+
+
+def _mix(x: Any) -> Any:
+    """32-bit integer hash (lowbias32) on uint32 arrays."""
+    x = x ^ (x >> 16)
+    x = x * 0x7FEB352D
+    x = x ^ (x >> 15)
+    x = x * 0x846CA68B
+    return x ^ (x >> 16)
+
+
+def keep_scale(seed: int, batch: int, heads: int, rows: range, cols: range, p: float, dtype: Any) -> Any:
+    """``keep / (1 - p)`` for the (batch, heads, rows, cols) tile; a function of the seed and positions only."""
+    u32 = backend.dtype("uint32")
+    bh = _lib.arange(batch * heads, dtype=u32).reshape(batch, heads, 1, 1)
+    stream = _mix(_lib.asarray(seed & 0xFFFFFFFF, dtype=u32) + (bh + 1) * 0x9E3779B9)
+    i = _lib.arange(rows.start, rows.stop, dtype=u32).reshape(-1, 1)
+    j = _lib.arange(cols.start, cols.stop, dtype=u32).reshape(1, -1)
+    x = _mix(_mix(stream ^ _mix(i + 1)) + j * 0x85EBCA6B)
+    uniform = (x >> 8).astype(dtype) * (1.0 / (1 << 24))
+    return _lib.where(uniform >= p, 1.0 / (1.0 - p), 0.0).astype(dtype)
+
+
+def _transposed(tile: Any) -> Any:
+    # A C-contiguous (..., D, keys) copy of a key or value tile: the strided transposed view of a slice makes
+    # NumPy's batched matmul leave BLAS (measured 4x slower); the copy is a few hundred KiB.
+    return backend.contiguous(_lib.swapaxes(tile, -1, -2))
+
+
+def key_block(rows: int, tile_elements: int) -> int:
+    """Keys per tile so that one (rows x keys) score tile holds about ``tile_elements`` values (32..1024)."""
+    block = 32
+    while block < 1024 and rows * block * 2 <= tile_elements:
+        block *= 2
+    return block
+
+
+class TiledAttentionFunction(Function):
+    """Forward and backward over key tiles; saves q, k, v, the output and the log-sum-exp.
+
+    Each step takes one key tile against every query row that can see it (for
+    causal attention, the rows from that tile's diagonal down), for all batch x
+    heads at once, so each product is one large batched GEMM.
+    """
+
+    def forward(
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        *,
+        mask: Any = None,
+        is_causal: bool = False,
+        dropout_prob: float = 0.0,
+        scale: Optional[float] = None,
+        seed: Optional[int] = None,
+        tile_elements: int = TILE_ELEMENTS,
+    ) -> Any:
+        b, h, tq, _ = query.shape
+        tk, dv = key.shape[2], value.shape[3]
+        self.q, self.k, self.v = query, key, value
+        self.scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+        self.causal = bool(is_causal) and mask is None
+        self.p, self.seed = float(dropout_prob), int(seed or 0)
+        self.block = key_block(b * h * tq, tile_elements)
+        self.offset = tk - tq
+        if mask is not None:
+            mask = mask if mask.ndim == 4 else mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
+            self.bias = (
+                _lib.where(mask, NEG, 0.0).astype(query.dtype)
+                if mask.dtype == backend.dtype("bool")
+                else (mask * NEG).astype(query.dtype)
+            )
+        else:
+            self.bias = None
+        qs = query * self.scale
+        m = _lib.full((b, h, tq, 1), -math.inf, dtype=query.dtype)
+        l = _lib.zeros((b, h, tq, 1), dtype=query.dtype)
+        acc = _lib.zeros((b, h, tq, dv), dtype=query.dtype)
+        for cols, r0 in self._tiles(tq, tk):
+            s = qs[:, :, r0:] @ _transposed(key[:, :, cols.start : cols.stop])
+            self._add_bias(s, r0, cols)
+            m_new = _lib.maximum(m[:, :, r0:], s.max(axis=-1, keepdims=True))
+            alpha = _lib.exp(m[:, :, r0:] - m_new)
+            s -= m_new
+            p = _lib.exp(s, out=s)
+            l[:, :, r0:] *= alpha
+            l[:, :, r0:] += p.sum(axis=-1, keepdims=True)
+            if self.p:
+                p *= keep_scale(self.seed, b, h, range(r0, tq), cols, self.p, query.dtype)
+            acc[:, :, r0:] *= alpha
+            acc[:, :, r0:] += p @ value[:, :, cols.start : cols.stop]
+            m[:, :, r0:] = m_new
+        seen = l > 0  # rows that see no key at all (causal with Tq > Tk) give 0
+        self.out = _lib.where(seen, acc / _lib.where(seen, l, 1.0), 0.0).astype(query.dtype)
+        self.lse = _lib.where(seen, m + _lib.log(_lib.where(seen, l, 1.0)), math.inf).astype(query.dtype)
+        return self.out
+
+    def _tiles(self, tq: int, tk: int) -> List[Tuple[range, int]]:
+        """(key tile, first query row that sees it); causal tiles no row sees are skipped."""
+        out = []
+        for start in range(0, tk, self.block):
+            cols = range(start, min(start + self.block, tk))
+            r0 = max(0, cols.start - self.offset) if self.causal else 0
+            if r0 < tq:
+                out.append((cols, r0))
+        return out
+
+    def _add_bias(self, s: Any, r0: int, cols: range) -> None:
+        if self.bias is not None:
+            bias = self.bias
+            r = slice(r0, None) if bias.shape[2] > 1 else slice(None)
+            c = slice(cols.start, cols.stop) if bias.shape[3] > 1 else slice(None)
+            s += bias[:, :, r, c]
+        elif self.causal:
+            # Only the first len(cols) rows from r0 cross the diagonal; the rows below see the whole tile.
+            band = min(len(cols), s.shape[2])
+            i = _lib.arange(r0, r0 + band).reshape(-1, 1)
+            j = _lib.arange(cols.start, cols.stop).reshape(1, -1)
+            s[:, :, :band] += _lib.where(j > i + self.offset, NEG, 0.0).astype(s.dtype)
+
+    def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
+        q, k, v, do = self.q, self.k, self.v, grad.data
+        b, h, tq, _ = q.shape
+        tk = k.shape[2]
+        delta = (do * self.out).sum(axis=-1, keepdims=True)
+        qs = q * self.scale
+        dq, dk, dv = _lib.zeros_like(q), _lib.zeros_like(k), _lib.zeros_like(v)
+        for cols, r0 in self._tiles(tq, tk):
+            c = slice(cols.start, cols.stop)
+            s = qs[:, :, r0:] @ _transposed(k[:, :, c])
+            self._add_bias(s, r0, cols)
+            s -= self.lse[:, :, r0:]  # +inf for rows that see nothing: p = 0 there
+            p = _lib.exp(s, out=s)
+            do_r = do[:, :, r0:]
+            keep = keep_scale(self.seed, b, h, range(r0, tq), cols, self.p, q.dtype) if self.p else None
+            dv[:, :, c] = _lib.swapaxes(p * keep if keep is not None else p, -1, -2) @ do_r
+            ds = do_r @ _transposed(v[:, :, c])
+            if keep is not None:
+                ds *= keep
+            ds -= delta[:, :, r0:]
+            ds *= p
+            dq[:, :, r0:] += ds @ k[:, :, c]
+            dk[:, :, c] = _lib.swapaxes(ds, -1, -2) @ qs[:, :, r0:]
+        dq *= self.scale
+        return dq, dk, dv
+
+
+class NumpyTiledAttention(AttentionImplementation):
+    """Tiled, memory-linear attention for the numpy backend (float32 and float64).
+
+    Takes every input the dense path takes (bool and additive masks, causal,
+    Tq != Tk, dropout). In automatic selection it declines sequences shorter
+    than ``min_seq`` keys, where the dense path is faster.
+    """
+
+    name = "numpy_tiled"
+    backends = ("numpy",)
+    priority = 10
+    tolerances = {"float64": (1e-9, 1e-7), "float32": (3e-5, 2e-4)}
+
+    def __init__(self, tile_elements: int = TILE_ELEMENTS, min_seq: int = MIN_SEQ) -> None:
+        self.tile_elements, self.min_seq = int(tile_elements), int(min_seq)
+
+    def check(self, inputs: AttentionInputs) -> List[str]:
+        reasons = super().check(inputs)
+        if inputs.dtype not in ("float32", "float64"):
+            reasons.append(f"dtype {inputs.dtype} is not supported (float32, float64)")
+        if inputs.seq_k < self.min_seq:
+            reasons.append(f"{inputs.seq_k} keys: below {self.min_seq} the dense path is faster")
+        return reasons
+
+    def attention(
+        self,
+        query: Any,
+        key: Any,
+        value: Any,
+        *,
+        mask: Any = None,
+        is_causal: bool = False,
+        dropout_prob: float = 0.0,
+        scale: Optional[float] = None,
+        seed: Optional[int] = None,
+    ) -> Any:
+        return TiledAttentionFunction.apply(
+            query,
+            key,
+            value,
+            mask=mask,
+            is_causal=is_causal,
+            dropout_prob=dropout_prob,
+            scale=scale,
+            seed=seed,
+            tile_elements=self.tile_elements,
+        )

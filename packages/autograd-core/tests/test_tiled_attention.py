@@ -1,0 +1,90 @@
+"""numpy_tiled: the memory-linear NumPy attention that autograd-core registers as a plugin."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from autograd import backend
+from autograd import functional as F
+from autograd.kernels import registry
+from autograd.kernels.tiled import MIN_SEQ, NumpyTiledAttention, key_block
+from autograd.tensor import Tensor
+from autograd.testing import check_attention_implementation, gradcheck
+
+on_numpy = backend.BACKEND == "numpy"
+needs_numpy = pytest.mark.skipif(not on_numpy, reason="numpy_tiled runs on the numpy backend")
+
+
+def test_registered_through_core_entry_point():
+    entry = registry.entry("numpy_tiled")
+    assert isinstance(entry.impl, NumpyTiledAttention) and entry.package == "autograd-core"
+
+
+@needs_numpy
+@pytest.mark.parametrize("tile_elements", [64, 4096, None])
+def test_conformance(tile_elements):
+    # 64 values per tile means key tiles of 32 (the minimum): every case spans several tiles and tails.
+    impl = NumpyTiledAttention(min_seq=0) if tile_elements is None else NumpyTiledAttention(tile_elements, min_seq=0)
+    report = check_attention_implementation(impl, dtypes=("float32",))
+    assert report.passed and not report.failures
+    assert isinstance(registry.get("numpy_tiled"), NumpyTiledAttention)
+
+
+@needs_numpy
+def test_float64_gradcheck_with_mask_and_dropout():
+    rng = np.random.default_rng(0)
+    q, k, v = rng.normal(size=(1, 2, 5, 4)), rng.normal(size=(1, 2, 70, 4)), rng.normal(size=(1, 2, 70, 4))
+    impl = NumpyTiledAttention(tile_elements=64, min_seq=0)
+    forbidden = backend.asarray(rng.random((5, 70)) > 0.7)
+
+    def f(a, b, c):
+        return impl.attention(a, b, c, mask=forbidden, dropout_prob=0.2, seed=5)
+
+    gradcheck(f, q, k, v)
+    gradcheck(lambda a, b, c: impl.attention(a, b, c, is_causal=True), q, k, v)
+
+
+@needs_numpy
+def test_selected_automatically_above_the_crossover():
+    def inputs(seq):
+        return [Tensor(np.zeros((1, 2, seq, 16), np.float32)) for _ in range(3)]
+
+    assert F.explain_attention(*inputs(MIN_SEQ), is_causal=True).chosen == "numpy_tiled"
+    short = F.explain_attention(*inputs(MIN_SEQ - 1), is_causal=True)
+    assert short.chosen == "dense"
+    reasons = {c.name: c.reasons for c in short.candidates}["numpy_tiled"]
+    assert reasons == [f"{MIN_SEQ - 1} keys: below {MIN_SEQ} the dense path is faster"]
+
+
+@pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")
+def test_declines_on_other_backends():
+    impl = registry.get("numpy_tiled")
+    assert impl.check_environment() and "runs on numpy" in impl.check_environment()[0]
+
+
+def test_key_block_rule():
+    assert key_block(16 * 2048, 4 * 1024 * 1024) == 128
+    assert key_block(16 * 64, 4 * 1024 * 1024) == 1024
+    assert key_block(10**9, 64) == 32
+
+
+@needs_numpy
+def test_memory_grows_linearly_and_stays_below_dense():
+    def peak(impl, seq):
+        rng = np.random.default_rng(0)
+        q, k, v = (Tensor(rng.normal(size=(1, 4, seq, 32)).astype(np.float32)) for _ in range(3))
+        g = np.ones((1, 4, seq, 32), np.float32)
+        tracemalloc.start()
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation=impl)
+        out.backward(g)
+        peak_bytes = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak_bytes
+
+    t1, t2 = peak("numpy_tiled", 1024), peak("numpy_tiled", 2048)
+    dense2 = peak("dense", 2048)
+    assert t2 < 2.6 * t1
+    assert 4 * t2 < dense2
