@@ -10,7 +10,7 @@ import pytest
 from autograd import backend
 from autograd import functional as F
 from autograd.kernels import registry
-from autograd.kernels.tiled import MIN_SEQ, NumpyTiledAttention, key_block
+from autograd.kernels.tiled import MIN_SEQ, NumpyTiledAttention
 from autograd.tensor import Tensor
 from autograd.testing import check_attention_implementation, gradcheck
 
@@ -24,10 +24,10 @@ def test_registered_through_core_entry_point():
 
 
 @needs_numpy
-@pytest.mark.parametrize("tile_elements", [64, 4096, None])
-def test_conformance(tile_elements):
-    # 64 values per tile means key tiles of 32 (the minimum): every case spans several tiles and tails.
-    impl = NumpyTiledAttention(min_seq=0) if tile_elements is None else NumpyTiledAttention(tile_elements, min_seq=0)
+@pytest.mark.parametrize("block", [8, 32, 128])
+def test_conformance(block):
+    # Tiles of 8 or 32 keys split every case into several tiles with tails; 128 is the default.
+    impl = NumpyTiledAttention(block, min_seq=0)
     report = check_attention_implementation(impl, dtypes=("float32",))
     assert report.passed and not report.failures
     assert isinstance(registry.get("numpy_tiled"), NumpyTiledAttention)
@@ -37,7 +37,7 @@ def test_conformance(tile_elements):
 def test_float64_gradcheck_with_mask_and_dropout():
     rng = np.random.default_rng(0)
     q, k, v = rng.normal(size=(1, 2, 5, 4)), rng.normal(size=(1, 2, 70, 4)), rng.normal(size=(1, 2, 70, 4))
-    impl = NumpyTiledAttention(tile_elements=64, min_seq=0)
+    impl = NumpyTiledAttention(block=16, min_seq=0)
     forbidden = backend.asarray(rng.random((5, 70)) > 0.7)
 
     def f(a, b, c):
@@ -63,12 +63,6 @@ def test_selected_automatically_above_the_crossover():
 def test_declines_on_other_backends():
     impl = registry.get("numpy_tiled")
     assert impl.check_environment() and "runs on numpy" in impl.check_environment()[0]
-
-
-def test_key_block_rule():
-    assert key_block(16 * 2048, 4 * 1024 * 1024) == 128
-    assert key_block(16 * 64, 4 * 1024 * 1024) == 1024
-    assert key_block(10**9, 64) == 32
 
 
 @needs_numpy

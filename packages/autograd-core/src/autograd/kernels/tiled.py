@@ -21,14 +21,14 @@ Extra memory is one (B, H, Tq, tile) score array and its companions, never
 not computed). Dropout keep decisions are a hash of the seed and each
 element's position, so the backward regenerates every tile's mask.
 
-Tile size: the key tile holds as many keys as keep one score array at about
-``TILE_ELEMENTS`` = 4M values (16 MiB in float32): at batch 2 x 8 heads x 2048
-queries that is 128 keys. Measured on a 2-core x86_64 machine at T=2048, 4M
-values ran fastest (414 ms forward+backward, against 564 ms at 1M, 446 ms at
-8M and 532 ms at 16M): smaller tiles leave BLAS with thin matrices and cost
-more Python steps, larger ones spill out of cache. Key and value tiles are
-copied transposed to C order before their matmuls, because NumPy's batched
-matmul leaves BLAS on the strided transposed view (4x slower).
+Tile size: 128 keys. Measured forward+backward on a 2-core x86_64 machine
+(batch 2 x 8 heads, head_dim 64, causal, float32): 414 ms at T=2048 against
+467 ms with 64 keys and 446 ms with 256; 1519 ms at T=4096 against 1817 ms
+with 64 and 1925 ms with 256. Thinner tiles leave BLAS with thin matrices and
+cost more Python steps; wider ones make each (B, H, Tq, tile) score array
+spill out of cache. Key and value tiles are copied transposed to C order
+before their matmuls, because NumPy's batched matmul leaves BLAS on the
+strided transposed view (4x slower).
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ from autograd.backend import lib as _lib
 from autograd.kernels.registry import AttentionImplementation, AttentionInputs
 from autograd.tensor import Function, Tensor
 
-__all__ = ["NumpyTiledAttention", "TiledAttentionFunction", "keep_scale", "MIN_SEQ"]
+__all__ = ["NumpyTiledAttention", "TiledAttentionFunction", "keep_scale", "BLOCK", "MIN_SEQ"]
 
-#: Values in one (batch x heads x query rows) x key-tile score array (see the module docstring).
-TILE_ELEMENTS = 4 * 1024 * 1024
+#: Keys per tile (see the module docstring).
+BLOCK = 128
 #: Below this many keys the dense path is faster on NumPy (measured with
 #: benchmarks/bench_attention.py on a 2-core x86_64 machine; see the core README).
 MIN_SEQ = 512
@@ -78,14 +78,6 @@ def _transposed(tile: Any) -> Any:
     return backend.contiguous(_lib.swapaxes(tile, -1, -2))
 
 
-def key_block(rows: int, tile_elements: int) -> int:
-    """Keys per tile so that one (rows x keys) score tile holds about ``tile_elements`` values (32..1024)."""
-    block = 32
-    while block < 1024 and rows * block * 2 <= tile_elements:
-        block *= 2
-    return block
-
-
 class TiledAttentionFunction(Function):
     """Forward and backward over key tiles; saves q, k, v, the output and the log-sum-exp.
 
@@ -105,7 +97,7 @@ class TiledAttentionFunction(Function):
         dropout_prob: float = 0.0,
         scale: Optional[float] = None,
         seed: Optional[int] = None,
-        tile_elements: int = TILE_ELEMENTS,
+        block: int = BLOCK,
     ) -> Any:
         b, h, tq, _ = query.shape
         tk, dv = key.shape[2], value.shape[3]
@@ -113,7 +105,7 @@ class TiledAttentionFunction(Function):
         self.scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
         self.causal = bool(is_causal) and mask is None
         self.p, self.seed = float(dropout_prob), int(seed or 0)
-        self.block = key_block(b * h * tq, tile_elements)
+        self.block = int(block)
         self.offset = tk - tq
         if mask is not None:
             mask = mask if mask.ndim == 4 else mask.reshape((1,) * (4 - mask.ndim) + tuple(mask.shape))
@@ -210,8 +202,8 @@ class NumpyTiledAttention(AttentionImplementation):
     priority = 10
     tolerances = {"float64": (1e-9, 1e-7), "float32": (3e-5, 2e-4)}
 
-    def __init__(self, tile_elements: int = TILE_ELEMENTS, min_seq: int = MIN_SEQ) -> None:
-        self.tile_elements, self.min_seq = int(tile_elements), int(min_seq)
+    def __init__(self, block: int = BLOCK, min_seq: int = MIN_SEQ) -> None:
+        self.block, self.min_seq = int(block), int(min_seq)
 
     def check(self, inputs: AttentionInputs) -> List[str]:
         reasons = super().check(inputs)
@@ -242,5 +234,5 @@ class NumpyTiledAttention(AttentionImplementation):
             dropout_prob=dropout_prob,
             scale=scale,
             seed=seed,
-            tile_elements=self.tile_elements,
+            block=self.block,
         )
