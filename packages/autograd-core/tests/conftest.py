@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from autograd import backend
+from autograd.testing import import_torch
 
 # Test modules import small helpers from core_helpers.py beside this file.
 sys.path.insert(0, os.path.dirname(__file__))
@@ -15,13 +16,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 @pytest.fixture
 def torch():
-    """PyTorch when installed; the parity session sets AUTOGRAD_REQUIRE_TORCH so it cannot skip."""
-    if os.environ.get("AUTOGRAD_REQUIRE_TORCH"):
-        import torch as _torch
-    else:
-        _torch = pytest.importorskip("torch", reason="PyTorch is not installed (parity tests run in `nox -s parity`)")
-    _torch.set_default_dtype(_torch.float64)
-    return _torch
+    """PyTorch, or a skip (see autograd.testing.import_torch)."""
+    return import_torch()
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from autograd import backend
 from autograd.tensor import Tensor, no_grad
 
 __all__ = [
+    "import_torch",
     "GradcheckError",
     "gradcheck",
     "numerical_grad",
@@ -24,6 +25,26 @@ __all__ = [
     "AttentionConformanceReport",
     "ATTENTION_SHAPES",
 ]
+
+
+def import_torch() -> Any:
+    """PyTorch for a parity test, with float64 as its default dtype.
+
+    Without PyTorch the calling test is skipped (``unittest.SkipTest``, which
+    pytest honours), unless ``AUTOGRAD_REQUIRE_TORCH`` is set: then the
+    ImportError propagates, so a parity run can never pass by skipping.
+    """
+    import os
+    import unittest
+
+    try:
+        import torch
+    except ImportError:
+        if os.environ.get("AUTOGRAD_REQUIRE_TORCH"):
+            raise
+        raise unittest.SkipTest("PyTorch is not installed (parity tests run in `nox -s parity`)") from None
+    torch.set_default_dtype(torch.float64)
+    return torch
 
 
 class GradcheckError(AssertionError):

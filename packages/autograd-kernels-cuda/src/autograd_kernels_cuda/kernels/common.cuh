@@ -89,3 +89,23 @@ __host__ __device__ __forceinline__ float dropout_scale(unsigned long long seed,
     const float u = (float)(bits >> 8) * (1.0f / 16777216.0f);
     return u >= p ? 1.0f / (1.0f - p) : 0.0f;
 }
+
+// Stage rows [start, start + TILE) of two (rows, D) arrays into shared float tiles, zero past `limit`.
+// Every thread of the block takes part; the caller synchronises.
+template <typename T, int TILE, int D>
+__device__ __forceinline__ void stage_tiles(float (*dst_a)[D], float (*dst_b)[D], const T* src_a, const T* src_b,
+                                            int start, int limit) {
+    for (int idx = threadIdx.x; idx < TILE * D; idx += blockDim.x) {
+        const int r = idx / D, d = idx % D;
+        const bool in = start + r < limit;
+        dst_a[r][d] = in ? to_float(src_a[(size_t)(start + r) * D + d]) : 0.0f;
+        dst_b[r][d] = in ? to_float(src_b[(size_t)(start + r) * D + d]) : 0.0f;
+    }
+}
+
+// One past the last key any of a block's query rows can see (all keys when not causal).
+__device__ __forceinline__ int causal_key_end(int tq, int tk, int causal) {
+    if (!causal) return tk;
+    const int last_row = min(tq, (int)(blockIdx.x + 1) * FLASH_ROWS) - 1;
+    return max(0, min(tk, last_row + (tk - tq) + 1));
+}

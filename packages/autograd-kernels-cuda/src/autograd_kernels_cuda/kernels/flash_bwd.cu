@@ -39,12 +39,7 @@ __device__ void flash_bwd_dkdv(const T* __restrict__ q, const T* __restrict__ k,
     int qstart = 0;
     if (causal) qstart = max(0, (int)(blockIdx.x * FLASH_ROWS) - offset) / TILE * TILE;
     for (int i0 = qstart; i0 < tq; i0 += TILE) {
-        for (int idx = threadIdx.x; idx < TILE * D; idx += blockDim.x) {
-            const int i = idx / D, d = idx % D;
-            const bool in = i0 + i < tq;
-            qs[i][d] = in ? to_float(qb[(size_t)(i0 + i) * D + d]) : 0.0f;
-            dos[i][d] = in ? to_float(dob[(size_t)(i0 + i) * D + d]) : 0.0f;
-        }
+        stage_tiles<T, TILE, D>(qs, dos, qb, dob, i0, tq);
         for (int i = threadIdx.x; i < TILE; i += blockDim.x) {
             const bool in = i0 + i < tq;
             lses[i] = in ? lse[(size_t)bh * tq + i0 + i] : 0.0f;
@@ -103,18 +98,9 @@ __device__ void flash_bwd_dq(const T* __restrict__ q, const T* __restrict__ k, c
     }
     const float lse_r = active ? lse[(size_t)bh * tq + row] : 0.0f;
     const float delta_r = active ? delta[(size_t)bh * tq + row] : 0.0f;
-    int kend = tk;
-    if (causal) {
-        const int last_row = min(tq, (int)(blockIdx.x + 1) * FLASH_ROWS) - 1;
-        kend = max(0, min(tk, last_row + offset + 1));
-    }
+    const int kend = causal_key_end(tq, tk, causal);
     for (int k0 = 0; k0 < kend; k0 += TILE) {
-        for (int idx = threadIdx.x; idx < TILE * D; idx += blockDim.x) {
-            const int j = idx / D, d = idx % D;
-            const bool in = k0 + j < tk;
-            ks[j][d] = in ? to_float(kb[(size_t)(k0 + j) * D + d]) : 0.0f;
-            vs[j][d] = in ? to_float(vb[(size_t)(k0 + j) * D + d]) : 0.0f;
-        }
+        stage_tiles<T, TILE, D>(ks, vs, kb, vb, k0, tk);
         __syncthreads();
         if (active) {
             const int jmax = min(TILE, tk - k0);

@@ -32,18 +32,9 @@ __device__ void flash_fwd(const T* __restrict__ q, const T* __restrict__ k, cons
     float l = 0.0f;
 
     // Keys after the last one the block's last row can see are never loaded.
-    int kend = tk;
-    if (causal) {
-        const int last_row = min(tq, (int)(blockIdx.x + 1) * FLASH_ROWS) - 1;
-        kend = max(0, min(tk, last_row + offset + 1));
-    }
+    const int kend = causal_key_end(tq, tk, causal);
     for (int k0 = 0; k0 < kend; k0 += TILE) {
-        for (int idx = threadIdx.x; idx < TILE * D; idx += blockDim.x) {
-            const int j = idx / D, d = idx % D;
-            const bool in = k0 + j < tk;
-            ks[j][d] = in ? to_float(kb[(size_t)(k0 + j) * D + d]) : 0.0f;
-            vs[j][d] = in ? to_float(vb[(size_t)(k0 + j) * D + d]) : 0.0f;
-        }
+        stage_tiles<T, TILE, D>(ks, vs, kb, vb, k0, tk);
         __syncthreads();
         if (active) {
             const int jmax = min(TILE, tk - k0);
