@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -221,31 +222,34 @@ def wheels(session: nox.Session) -> None:
     """Build every wheel, then install and import each alone in a fresh venv outside the workspace."""
     _check_versions_and_imports(session)
     out = Path(tempfile.mkdtemp(prefix="autograd-wheels-"))
-    session.run("uv", "build", "--all-packages", "--no-sources", "-o", str(out), external=True)
-    built = {p.name.split("-")[0].replace("_", "-"): p for p in out.glob("*.whl")}
-    missing = set(PACKAGES.values()) - set(built)
-    if missing:
-        session.error(f"no wheel built for {sorted(missing)}")
-    for dist, wheel in sorted(built.items()):
-        venv = Path(tempfile.mkdtemp(prefix=f"{dist}-venv-"))
-        session.run("uv", "venv", "-q", "-p", PYTHON, str(venv), external=True)
-        py = str(venv / "bin" / "python")
-        session.run("uv", "pip", "install", "-q", "-p", py, str(wheel), "--find-links", str(out), external=True)
-        module = {
-            "autograd-core": "autograd.tensor",
-            "autograd-kernels-mlx": "autograd_kernels_mlx",
-            "autograd-kernels-cuda": "autograd_kernels_cuda",
-        }.get(dist, "autograd." + dist.split("-", 1)[1])
-        session.run(
-            py,
-            "-c",
-            f"import {module}; print('{dist}: imported {module}')",
-            external=True,
-            env={"AUTOGRAD_BACKEND": "numpy"},
-        )
-        typed = subprocess.run(["unzip", "-l", str(wheel)], capture_output=True, text=True).stdout
-        if "py.typed" not in typed or "autograd/__init__.py" in typed:
-            session.error(f"{wheel.name}: needs py.typed and no autograd/__init__.py")
+    try:
+        session.run("uv", "build", "--all-packages", "--no-sources", "-o", str(out), external=True)
+        built = {p.name.split("-")[0].replace("_", "-"): p for p in out.glob("*.whl")}
+        missing = set(PACKAGES.values()) - set(built)
+        if missing:
+            session.error(f"no wheel built for {sorted(missing)}")
+        for dist, wheel in sorted(built.items()):
+            venv = out / f"{dist}-venv"
+            session.run("uv", "venv", "-q", "-p", PYTHON, str(venv), external=True)
+            py = str(venv / "bin" / "python")
+            session.run("uv", "pip", "install", "-q", "-p", py, str(wheel), "--find-links", str(out), external=True)
+            module = {
+                "autograd-core": "autograd.tensor",
+                "autograd-kernels-mlx": "autograd_kernels_mlx",
+                "autograd-kernels-cuda": "autograd_kernels_cuda",
+            }.get(dist, "autograd." + dist.split("-", 1)[1])
+            session.run(
+                py,
+                "-c",
+                f"import {module}; print('{dist}: imported {module}')",
+                external=True,
+                env={"AUTOGRAD_BACKEND": "numpy"},
+            )
+            names = zipfile.ZipFile(wheel).namelist()
+            if not any(n.endswith("py.typed") for n in names) or "autograd/__init__.py" in names:
+                session.error(f"{wheel.name}: needs py.typed and no autograd/__init__.py")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @nox.session(python=PYTHON, venv_backend="venv", tags=["bench"])
@@ -264,9 +268,9 @@ def bench(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """HTML documentation with Sphinx from every package's docstrings; warnings are errors."""
     _install(session, "numpy", list(PACKAGES), "sphinx>=7")  # kernels-mlx brings mlx, which autodoc imports
-    out = Path(tempfile.mkdtemp(prefix="autograd-docs-"))
-    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out / "html"))
-    session.log(f"documentation built in {out / 'html'}")
+    out = ROOT / "docs" / "_build" / "html"  # ignored by git
+    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
+    session.log(f"documentation built in {out}")
 
 
 @nox.session(python=PYTHON, tags=["lint"])
