@@ -129,3 +129,17 @@ def test_materialize_and_to_numpy():
     a = xp.ones((2,)) * 3
     backend.materialize(a)
     assert isinstance(backend.to_numpy(a), np.ndarray)
+
+
+def test_allocator_tuning_only_for_numpy_and_opt_out():
+    res = _run("import autograd.backend as b; print(b.ALLOCATOR_TUNED)", AUTOGRAD_MALLOC_TUNING="0")
+    assert res.returncode == 0 and res.stdout.strip() == "False"
+    if backend.BACKEND != "numpy":
+        assert backend.ALLOCATOR_TUNED is False
+
+
+def test_matmul_helper_matches_numpy_on_strided_operands():
+    a = np.random.default_rng(0).normal(size=(2, 3, 4, 5))
+    b = np.random.default_rng(1).normal(size=(2, 3, 6, 5))
+    got = to_np(backend.matmul(backend.asarray(a), backend.lib.swapaxes(backend.asarray(b), -1, -2)))
+    np.testing.assert_allclose(got, a @ np.swapaxes(b, -1, -2), rtol=1e-6)

@@ -99,11 +99,13 @@ def _describe(arrays: Sequence[Any]) -> str:
 
 
 def _rewrap(exc: Exception, op: str, arrays: Sequence[Any]) -> Exception:
-    kind = {IndexError: TensorIndexError, TypeError: TensorTypeError}.get(type(exc), None)
-    if kind is None:
-        kind = TensorIndexError if isinstance(exc, IndexError) else ShapeError
-        if isinstance(exc, TypeError):
-            kind = TensorTypeError
+    """The backend's error for a user mistake, re-raised with the op and its inputs' shapes and dtypes."""
+    if isinstance(exc, IndexError):
+        kind: type = TensorIndexError
+    elif isinstance(exc, TypeError):
+        kind = TensorTypeError
+    else:
+        kind = ShapeError
     return kind(f"{op}: invalid inputs [{_describe(arrays)}]: {exc}")
 
 
@@ -965,18 +967,19 @@ class Matmul(Function):
         if y.ndim == 1:
             g = _lib.expand_dims(g, -1)
         gx = gy = None
+        mm = backend.matmul
         if self.needs_input_grad[0]:
             if y2.ndim == 2 and x2.ndim > 2:
-                gx = (g.reshape(-1, g.shape[-1]) @ y2.T).reshape(x.shape)
+                gx = mm(g.reshape(-1, g.shape[-1]), y2.T).reshape(x.shape)
             else:
-                gx = g @ _lib.swapaxes(y2, -1, -2)
+                gx = mm(g, _lib.swapaxes(y2, -1, -2))
                 gx = Function.unbroadcast(gx, x2.shape).reshape(x.shape)
         if self.needs_input_grad[1]:
             if y2.ndim == 2 and x2.ndim > 2:
                 # (B..., M, K)^T (B..., M, N) summed over the batch is one big GEMM.
-                gy = x2.reshape(-1, x2.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                gy = mm(x2.reshape(-1, x2.shape[-1]).T, g.reshape(-1, g.shape[-1]))
             else:
-                gy = _lib.swapaxes(x2, -1, -2) @ g
+                gy = mm(_lib.swapaxes(x2, -1, -2), g)
                 gy = Function.unbroadcast(gy, y2.shape)
             gy = gy.reshape(y.shape)
         return gx, gy
