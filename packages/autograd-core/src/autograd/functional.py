@@ -332,7 +332,7 @@ def _integer_targets(y_true: Any, op: str) -> Any:
         host = backend.to_numpy(y_true)
         if not np.all(np.isfinite(host)) or np.any(host != np.round(host)):
             raise TensorTypeError(f"{op}: targets must be integer class indices, got non-integer values")
-        return backend.asarray(host.astype(np.int64) if backend.BACKEND != "mlx" else host.astype(np.int32))
+        return backend.asarray(host.astype(np.int32))  # class indices: int32 indexes on every backend
     return y_true
 
 
