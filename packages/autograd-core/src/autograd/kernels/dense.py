@@ -8,13 +8,13 @@ it. Its gradients come from the ops it is made of.
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from autograd import backend
 from autograd.backend import dtype_name
-from autograd.kernels.registry import AttentionImplementation, AttentionInputs
+from autograd.kernels.registry import AttentionImplementation
 from autograd.tensor import Tensor
 
 __all__ = ["DenseAttention", "dense_attention", "dropout_keep_scale", "causal_forbidden", "mask_value"]
@@ -87,9 +87,6 @@ class DenseAttention(AttentionImplementation):
     name = "dense"
     backends = ("numpy", "mlx", "cupy")
     priority = -1000
-
-    def check(self, inputs: AttentionInputs) -> List[str]:
-        return super().check(inputs)
 
     def attention(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from abc import abstractmethod
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -30,10 +30,6 @@ class ParameterDict(dict):
 
     def __call__(self) -> "ParameterDict":
         return self
-
-
-def _as_input(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x, requires_grad=False)
 
 
 class Module:
@@ -299,8 +295,3 @@ class ModuleList(Module):
         for m in self._list:
             x = m(x)
         return x
-
-
-def modules_in(module: Module) -> List[Module]:
-    """Every module in the tree (for tests and tools)."""
-    return [m for _, m in module.named_modules()]
