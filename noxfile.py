@@ -26,6 +26,7 @@ nox.options.sessions = ["tests", "parity", "examples", "wheels", "docs", "lint"]
 
 ROOT = Path(__file__).parent
 RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
+UV = os.environ.get("UV", "uv")  # `uv run` exports its own path; uv may not be on PATH
 PYTHON = "3.11"
 NEWEST_PYTHON = "3.13"
 
@@ -223,16 +224,16 @@ def wheels(session: nox.Session) -> None:
     _check_versions_and_imports(session)
     out = Path(tempfile.mkdtemp(prefix="autograd-wheels-"))
     try:
-        session.run("uv", "build", "--all-packages", "--no-sources", "-o", str(out), external=True)
+        session.run(UV, "build", "--all-packages", "--no-sources", "-o", str(out), external=True)
         built = {p.name.split("-")[0].replace("_", "-"): p for p in out.glob("*.whl")}
         missing = set(PACKAGES.values()) - set(built)
         if missing:
             session.error(f"no wheel built for {sorted(missing)}")
         for dist, wheel in sorted(built.items()):
             venv = out / f"{dist}-venv"
-            session.run("uv", "venv", "-q", "-p", PYTHON, str(venv), external=True)
+            session.run(UV, "venv", "-q", "-p", PYTHON, str(venv), external=True)
             py = str(venv / "bin" / "python")
-            session.run("uv", "pip", "install", "-q", "-p", py, str(wheel), "--find-links", str(out), external=True)
+            session.run(UV, "pip", "install", "-q", "-p", py, str(wheel), "--find-links", str(out), external=True)
             module = {
                 "autograd-core": "autograd.tensor",
                 "autograd-kernels-mlx": "autograd_kernels_mlx",
