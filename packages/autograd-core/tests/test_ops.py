@@ -569,3 +569,35 @@ def test_dummy_function_returning_tensor_grad_flows():
     x = Tensor([1.0, 2.0])
     Twice.apply(x).sum().backward()
     assert to_np(x.grad).tolist() == [2.0, 2.0]
+
+
+@HYP
+@given(
+    shape=st.lists(st.integers(1, 3), min_size=1, max_size=3).map(tuple),
+    data=st.data(),
+    op=st.sampled_from(["sum", "mean", "max"]),
+    keepdims=st.booleans(),
+)
+def test_reductions_random_shapes_and_axes(shape, data, op, keepdims):
+    axes = data.draw(st.lists(st.integers(0, len(shape) - 1), unique=True, max_size=len(shape)).map(tuple))
+    axis = axes if axes else None
+    x = rnd(*shape, seed=len(shape))
+    fn = {
+        "sum": lambda t: t.sum(axis=axis, keepdims=keepdims),
+        "mean": lambda t: t.mean(axis=axis, keepdims=keepdims),
+        "max": lambda t: t.max(axis=axis, keepdims=keepdims),
+    }[op]
+    ref = {"sum": np.sum, "mean": np.mean, "max": np.max}[op](x, axis=axis, keepdims=keepdims and axis is not None)
+    np.testing.assert_allclose(to_np(fn(T(x))).reshape(np.shape(ref)), ref, rtol=1e-6)
+    gradcheck(fn, x)
+
+
+@HYP
+@given(shape=st.lists(st.integers(1, 4), min_size=0, max_size=3).map(tuple), op=st.sampled_from(sorted(UNARY)))
+def test_unary_random_shapes(shape, op):
+    fn, lo, hi = UNARY[op]
+    x = np.random.default_rng(len(shape)).uniform(lo, hi, size=shape)
+    if op == "clip":
+        x = np.where(np.abs(np.abs(x) - 0.5) < 0.05, 0.2, x)
+    kw = {"eps": 1e-3, "atol": 1e-3} if op == "cast" else {}
+    gradcheck(fn, x, **kw)
