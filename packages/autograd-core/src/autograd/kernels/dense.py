@@ -63,13 +63,17 @@ def dense_attention(
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = (query @ key.transpose(-2, -1)) * scale
     neg = mask_value(dtype_name(query.dtype))
-    if mask is not None:
-        if mask.dtype == backend.dtype("bool"):
-            scores = scores.masked_fill(mask, neg)
-        else:
-            scores = scores + Tensor(mask.astype(query.dtype) * neg, requires_grad=False)
-    elif is_causal:
-        scores = scores.masked_fill(causal_forbidden(query.shape[-2], key.shape[-2]), neg)
+    # Every mask becomes an additive bias (0 allowed, `neg` forbidden): an Add passes the gradient through
+    # untouched, where a masked fill would build two selects in its backward.
+    if mask is not None and mask.dtype != backend.dtype("bool"):
+        bias = mask.astype(query.dtype) * neg
+    elif mask is not None or is_causal:
+        forbidden = mask if mask is not None else causal_forbidden(query.shape[-2], key.shape[-2])
+        bias = backend.lib.where(forbidden, neg, 0.0).astype(query.dtype)
+    else:
+        bias = None
+    if bias is not None:
+        scores = scores + Tensor(bias, requires_grad=False)
     probs = softmax(scores)
     if dropout_mask is not None:
         probs = probs * Tensor(backend.asarray(dropout_mask).astype(query.dtype), requires_grad=False)
