@@ -68,7 +68,6 @@ __all__ = [
     "bernoulli",
     "random_seed",
     "copy",
-    "nbytes",
 ]
 
 BACKENDS = ("numpy", "mlx", "cupy")
@@ -317,11 +316,6 @@ def copy(x: Any) -> Any:
     if BACKEND == "mlx":
         return _mod.array(x)
     return x.copy()
-
-
-def nbytes(x: Any) -> int:
-    """Size of an array in bytes."""
-    return int(x.nbytes)
 
 
 def _is_basic_index(index: Any) -> bool:

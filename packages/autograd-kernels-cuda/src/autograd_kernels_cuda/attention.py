@@ -86,22 +86,23 @@ class CUDAFlashFunction(Function):
         _function("flash_fwd", f"flash_fwd_{self.suffix}")(
             grid,
             (ROWS,),
-            (
-                self.q,
-                self.k,
-                self.v,
-                out,
-                self.lse,
-                cupy.int32(tq),
-                cupy.int32(tk),
-                cupy.float32(self.scale),
-                cupy.int32(self.causal),
-                cupy.float32(self.p),
-                cupy.uint64(self.seed),
-            ),
+            (self.q, self.k, self.v, out, self.lse) + self._scalars(),
         )
         self.out = out
         return out.reshape(b, h, tq, d)
+
+    def _scalars(self) -> tuple:
+        """The trailing kernel arguments shared by all three kernels: tq, tk, scale, causal, dropout_p, seed."""
+        import cupy
+
+        return (
+            cupy.int32(self.shape[2]),
+            cupy.int32(self.tk),
+            cupy.float32(self.scale),
+            cupy.int32(self.causal),
+            cupy.float32(self.p),
+            cupy.uint64(self.seed),
+        )
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
         import cupy
@@ -111,14 +112,7 @@ class CUDAFlashFunction(Function):
         dout = cupy.ascontiguousarray(grad.data).reshape(b * h, tq, d).astype(self.q.dtype, copy=False)
         delta = (dout.astype(cupy.float32) * self.out.astype(cupy.float32)).sum(axis=-1)
         dq, dk, dv = cupy.empty_like(self.q), cupy.empty_like(self.k), cupy.empty_like(self.v)
-        common = (
-            cupy.int32(tq),
-            cupy.int32(tk),
-            cupy.float32(self.scale),
-            cupy.int32(self.causal),
-            cupy.float32(self.p),
-            cupy.uint64(self.seed),
-        )
+        common = self._scalars()
         _function("flash_bwd", f"flash_bwd_dkdv_{self.suffix}")(
             ((tk + ROWS - 1) // ROWS, b * h), (ROWS,), (self.q, self.k, self.v, dout, self.lse, delta, dk, dv) + common
         )
