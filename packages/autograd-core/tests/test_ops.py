@@ -396,11 +396,50 @@ def test_deep_chain_no_recursion_limit():
     assert to_np(y).tolist() == [100001.0]
 
 
-def test_backward_non_scalar_needs_grad():
-    y = Tensor([1.0, 2.0]) * 2.0
-    with pytest.raises(RuntimeError, match=r"shape \(2,\)"):
-        y.backward()
-    y.backward(xp.ones((2,)))
+def test_backward_without_grad_on_non_scalar_uses_ones():
+    # The API reference: "If grad is None, we treat the gradient as ones".
+    x = Tensor([1.0, 2.0, 3.0])
+    y = x * x
+    y.backward()
+    assert to_np(x.grad).tolist() == [2.0, 4.0, 6.0]
+    assert to_np(y.grad).tolist() == [1.0, 1.0, 1.0]
+    x2 = Tensor([[1.0, 2.0], [3.0, 4.0]])
+    (x2 * 3.0).backward(None)
+    assert to_np(x2.grad).tolist() == [[3.0, 3.0], [3.0, 3.0]]
+
+
+def test_post_accumulate_grad_hook_sees_the_final_gradient_once():
+    w = Tensor([1.0, 2.0])
+    seen = []
+    handle = w.register_post_accumulate_grad_hook(lambda t: seen.append(to_np(t.grad).tolist()))
+    # w is used three times: the hook runs once, after every contribution is summed.
+    loss = (w * 2.0).sum() + (w * w).sum() + w.sum()
+    loss.backward()
+    assert seen == [[5.0, 7.0]]
+    loss.backward()  # leaves accumulate over calls; the hook sees the running total
+    assert seen[-1] == [10.0, 14.0] and len(seen) == 2
+    handle.remove()
+    handle.remove()
+    (w * 1.0).sum().backward()
+    assert len(seen) == 2
+
+
+def test_post_accumulate_grad_hook_order_and_refusals():
+    a, b = Tensor([1.0]), Tensor([2.0])
+    calls = []
+    a.register_post_accumulate_grad_hook(lambda t: calls.append("a1"))
+    a.register_post_accumulate_grad_hook(lambda t: calls.append("a2"))
+    with b.register_post_accumulate_grad_hook(lambda t: calls.append("b")):
+        (a * b).sum().backward()
+    assert calls.index("a1") < calls.index("a2") and "b" in calls
+    (a * b).sum().backward()
+    assert calls.count("b") == 1  # removed when the with block ended
+    with pytest.raises(RuntimeError, match="leaf"):
+        (a * 2.0).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(RuntimeError, match="leaf"):
+        Tensor([1.0], requires_grad=False).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(TypeError, match="callable"):
+        a.register_post_accumulate_grad_hook(3)
 
 
 def test_backward_wrong_grad_shape():

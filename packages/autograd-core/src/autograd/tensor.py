@@ -36,6 +36,7 @@ __all__ = [
     "no_grad",
     "Function",
     "Tensor",
+    "RemovableHandle",
     "checkpoint",
     "ShapeError",
     "Add",
@@ -257,6 +258,28 @@ class Function:
 # --- Tensor ----------------------------------------------------------------
 
 
+class RemovableHandle:
+    """Returned by hook registrations; ``remove()`` unregisters the hook (calling it twice is harmless)."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict, hook: Callable) -> None:
+        RemovableHandle._next_id += 1
+        self.id = RemovableHandle._next_id
+        self._hooks = hooks
+        hooks[self.id] = hook
+
+    def remove(self) -> None:
+        """Unregister the hook."""
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> "RemovableHandle":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
 def _is_python_data(data: Any) -> bool:
     return isinstance(data, (int, float, bool, list, tuple))
 
@@ -281,6 +304,7 @@ class Tensor:
     _grad: Optional["Tensor"]
     _version = 0
     _prev: Optional["Tensor"] = None
+    _post_accumulate_grad_hooks: Optional[dict] = None
 
     def __init__(self, data: ArrayLike, creator: Optional[Function] = None, requires_grad: bool = True) -> None:
         if isinstance(data, Tensor):
@@ -422,14 +446,48 @@ class Tensor:
     def __hash__(self) -> int:
         return id(self)
 
+    # -- hooks --
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> "RemovableHandle":
+        """Call ``hook(tensor)`` each time ``backward()`` has finished accumulating this leaf's gradient.
+
+        Within one ``backward()`` call a leaf receives every contribution
+        before its hooks run (contributions are summed first, as the graph is
+        walked in reverse topological order), so ``tensor.grad`` is final for
+        that call when the hook sees it. Hooks run in registration order; their
+        return value is ignored. This is how data-parallel training starts
+        reducing a gradient while the rest of the backward is still running
+        (PyTorch's ``register_post_accumulate_grad_hook``).
+
+        Returns a handle whose ``remove()`` unregisters the hook.
+
+        Raises:
+            RuntimeError: the tensor is not a leaf that requires grad (only
+                leaves accumulate gradients).
+        """
+        if self.creator is not None or not self.requires_grad:
+            raise RuntimeError(
+                "register_post_accumulate_grad_hook: only leaf tensors that require grad accumulate gradients "
+                f"(this tensor of shape {self.shape} is "
+                + ("the output of " + type(self.creator).__name__ if self.creator is not None else "not trainable")
+                + ")"
+            )
+        if not callable(hook):
+            raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {type(hook).__name__}")
+        if self._post_accumulate_grad_hooks is None:
+            self._post_accumulate_grad_hooks = {}
+        return RemovableHandle(self._post_accumulate_grad_hooks, hook)
+
     # -- backward --
 
     def backward(self, grad: Optional[Union["Tensor", ArrayLike]] = None) -> None:
         """Backpropagate from this tensor through the graph.
 
         Args:
-            grad: dL/d(self). Defaults to ones, which is only allowed for a
-                tensor with a single element.
+            grad: dL/d(self), of this tensor's shape. When None the gradient is
+                taken as ones of this tensor's shape (as the API reference
+                states), so ``y.backward()`` on a non-scalar ``y`` backpropagates
+                ``y.sum()``; PyTorch refuses that case instead.
 
         The graph is walked iteratively (no recursion limit), in reverse
         topological order, so a tensor used many times receives the sum of
@@ -441,11 +499,6 @@ class Tensor:
                 "(it was built from constants, integer data, or inside no_grad())"
             )
         if grad is None:
-            if self.size != 1:
-                raise RuntimeError(
-                    f"backward() without a gradient needs a single-element tensor, got shape {self.shape}; "
-                    "pass grad= of the same shape"
-                )
             g = _lib.ones_like(self._data)
         else:
             g = grad._data if isinstance(grad, Tensor) else backend.asarray(grad)
@@ -460,6 +513,9 @@ class Tensor:
             fn = node.creator
             if fn is None:
                 node._accumulate_grad(g)
+                if node._post_accumulate_grad_hooks:
+                    for hook in list(node._post_accumulate_grad_hooks.values()):
+                        hook(node)
                 continue
             if g.dtype != node._data.dtype:
                 g = g.astype(node._data.dtype)
