@@ -37,7 +37,7 @@ import importlib
 import os
 import sys
 import types
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, Tuple
 
 import numpy as np
 
@@ -68,6 +68,9 @@ __all__ = [
     "bernoulli",
     "random_seed",
     "copy",
+    "placeholder",
+    "check_index",
+    "is_numeric",
 ]
 
 BACKENDS = ("numpy", "mlx", "cupy")
@@ -316,6 +319,81 @@ def copy(x: Any) -> Any:
     if BACKEND == "mlx":
         return _mod.array(x)
     return x.copy()
+
+
+def placeholder(shape: Sequence[int], dt: Any) -> Any:
+    """A read-only array of ``shape`` and dtype ``dt`` that holds no memory of its own (zero strides).
+
+    Graph nodes that only need the shape and dtype of an old value keep one of
+    these instead of the value itself.
+    """
+    return _mod.broadcast_to(_mod.zeros((), dtype=dt), tuple(shape))  # MLX: lazy, never evaluated
+
+
+def _host_int_range(arr: Any) -> Tuple[int, int]:
+    host = to_numpy(arr)
+    return int(host.min()), int(host.max())
+
+
+def check_index(shape: Sequence[int], index: Any) -> None:
+    """Raise ``IndexError`` for an index that does not fit ``shape``, before it reaches the backend.
+
+    NumPy checks bounds itself, so this is a no-op there. MLX does not check
+    (an out-of-range index reads or writes other memory, or crashes the
+    process) and CuPy wraps out-of-range indices around, so on those backends
+    every integer, integer array and bool mask in ``index`` is checked against
+    the axis it indexes, with NumPy's rules (negative integers count from the
+    end). Slices, ``None`` and ``...`` are always in range.
+    """
+    if BACKEND == "numpy":
+        return
+    shape = tuple(int(s) for s in shape)
+    items = index if isinstance(index, tuple) else (index,)
+
+    def width(item: Any) -> int:
+        if item is None or item is Ellipsis or isinstance(item, (bool, np.bool_)):
+            return 0
+        if hasattr(item, "dtype") and hasattr(item, "ndim") and dtype_name(item.dtype) == "bool":
+            return max(item.ndim, 1)
+        return 1
+
+    used = sum(width(i) for i in items)
+    if used > len(shape):
+        raise IndexError(f"too many indices for a tensor of shape {shape}: {used} axes indexed")
+    if sum(1 for i in items if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    axis = 0
+    for item in items:
+        if item is Ellipsis:
+            axis += len(shape) - used
+            continue
+        step = width(item)
+        if step == 0 or isinstance(item, slice):
+            axis += step
+            continue
+        if isinstance(item, (int, np.integer)):
+            n = shape[axis]
+            if not -n <= int(item) < n:
+                raise IndexError(f"index {int(item)} is out of bounds for axis {axis} with size {n}")
+        elif hasattr(item, "dtype"):
+            name = dtype_name(item.dtype)
+            if name == "bool":
+                want = shape[axis : axis + step]
+                if tuple(item.shape) != want:
+                    raise IndexError(
+                        f"boolean index of shape {tuple(item.shape)} does not match the indexed axes {want} "
+                        f"of a tensor of shape {shape}"
+                    )
+            elif "int" in name:
+                n = shape[axis]
+                if item.size:
+                    lo, hi = _host_int_range(item)
+                    if lo < -n or hi >= n:
+                        bad = lo if lo < -n else hi
+                        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
+            else:
+                raise IndexError(f"arrays used as indices must be of integer or bool dtype, got {name}")
+        axis += step
 
 
 def _is_basic_index(index: Any) -> bool:

@@ -280,6 +280,21 @@ class RemovableHandle:
         self.remove()
 
 
+def _refuse_non_numeric(data: Any, where: str) -> None:
+    """Strings and objects are not tensor data (NumPy would hold them and ``+ 1`` would concatenate)."""
+    if isinstance(data, (np.ndarray, np.generic)):
+        numeric = data.dtype.kind in "biufc"
+    elif backend.is_array(data):
+        numeric = backend.is_numeric(data.dtype)
+    else:
+        return
+    if not numeric:
+        raise TensorTypeError(
+            f"{where}: data of dtype {data.dtype} is not numeric; tensors hold bool, integer or floating numbers "
+            "(convert strings or objects first, e.g. with .astype(float))"
+        )
+
+
 def _is_python_data(data: Any) -> bool:
     return isinstance(data, (int, float, bool, list, tuple))
 
@@ -310,6 +325,7 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data._data
         elif not backend.is_array(data):
+            _refuse_non_numeric(data, "Tensor")
             if _is_python_data(data):
                 try:
                     data = backend.asarray(data, "float32")
@@ -322,8 +338,7 @@ class Tensor:
                     raise TensorTypeError(
                         f"Tensor: cannot convert {type(data).__name__} to a {backend.BACKEND} array: {exc}"
                     ) from exc
-            if not backend.is_numeric(data.dtype):
-                raise TensorTypeError(f"Tensor: data of dtype {data.dtype} is not numeric")
+        _refuse_non_numeric(data, "Tensor")
         self._data = data
         self.creator = creator
         self.requires_grad = bool(requires_grad) and backend.is_floating(data.dtype)
@@ -350,6 +365,8 @@ class Tensor:
 
     @data.setter
     def data(self, value: Any) -> None:
+        if not isinstance(value, Tensor):
+            _refuse_non_numeric(value, "Tensor.data")
         self._data = value._data if isinstance(value, Tensor) else backend.asarray(value)
 
     @property
@@ -593,41 +610,53 @@ class Tensor:
         return Pow.apply(self._wrap_scalar_like_self(other), self)
 
     def __iadd__(self, other: Union["Tensor", float, int]) -> "Tensor":
-        """``self += other``: this object takes the new value and stays in the graph."""
-        old = self._snapshot()
-        out = IAdd.apply(old, self._wrap_scalar_like_self(other))
-        self._rebind(out, old)
-        return self
+        """``self += other``: this object takes the new value (see :meth:`_update_in_place`)."""
+        return self._update_in_place(IAdd, "+=", self._wrap_scalar_like_self(other))
 
     def __isub__(self, other: Union["Tensor", float, int]) -> "Tensor":
-        old = self._snapshot()
-        out = Sub.apply(old, self._wrap_scalar_like_self(other))
-        self._rebind(out, old)
-        return self
+        """``self -= other``: this object takes the new value (see :meth:`_update_in_place`)."""
+        return self._update_in_place(Sub, "-=", self._wrap_scalar_like_self(other))
 
     def __imul__(self, other: Union["Tensor", float, int]) -> "Tensor":
-        old = self._snapshot()
-        out = Mul.apply(old, self._wrap_scalar_like_self(other))
-        self._rebind(out, old)
-        return self
+        """``self *= other``: this object takes the new value (see :meth:`_update_in_place`)."""
+        return self._update_in_place(Mul, "*=", self._wrap_scalar_like_self(other))
 
-    def _snapshot(self) -> "Tensor":
-        # A stand-in for this tensor's current value, so it can be an input of
-        # the op that replaces it. Ops recorded earlier resolve their input to
-        # it through the version chain (see _inputs).
+    def _update_in_place(self, op: type, symbol: str, other: "Tensor", **kwargs: Any) -> "Tensor":
+        """Give this object the value of ``op(self, other)``, keeping only the history a backward needs.
+
+        * Under ``no_grad`` (or when neither side requires grad) only the value
+          changes: no graph node and no copy of the old value is kept, and the
+          tensor keeps its place in graphs recorded earlier (a parameter stays
+          the leaf those graphs send gradients to). This is how optimizers and
+          hand-written SGD update parameters.
+        * In grad mode on a tensor inside a graph, the old value becomes a
+          stand-in node (keeping its creator, not its data) and the op is
+          recorded, so graphs built before the update still route their
+          gradients through the old value and the new value is differentiable.
+        * In grad mode on a leaf that requires grad it raises, as PyTorch does:
+          the update would silently grow the graph by one node per step.
+        """
+        if not _grad_mode.enabled or not (self.requires_grad or other.requires_grad):
+            with no_grad():
+                self._data = op.apply(self, other, **kwargs)._data
+            return self
+        if self.requires_grad and self.creator is None:
+            raise RuntimeError(
+                f"in-place `{symbol}` on a leaf tensor of shape {self.shape} that requires grad, while gradients are "
+                "recorded: wrap the update in `with no_grad():` (as optimizers do), or assign `tensor.data = ...`"
+            )
         old = Tensor._make(self._data, self.creator, self.requires_grad)
         old._version, old._prev = self._version, self._prev
-        return old
-
-    def _rebind(self, out: "Tensor", old: "Tensor") -> None:
+        out = op.apply(old, other, **kwargs)
+        # The op has read (and, where its backward needs it, saved) the old array; the stand-in keeps only
+        # the shape and dtype the backward walk reads, so a long run of updates holds no old values.
+        old._data = backend.placeholder(old._data.shape, old._data.dtype)
         self._prev = old
         self._version += 1
         self._data = out._data
-        if out.creator is not None:
-            self.creator = out.creator
-            self.requires_grad = out.requires_grad
-        # Under no_grad only the value changes: a parameter stays a leaf that
-        # requires grad, as in PyTorch.
+        self.creator = out.creator
+        self.requires_grad = out.requires_grad
+        return self
 
     def _compare(self, other: Any, op: Callable) -> "Tensor":
         o = other._data if isinstance(other, Tensor) else other
@@ -663,11 +692,8 @@ class Tensor:
         return GetItem.apply(self, idx=_index_data(idx))
 
     def __setitem__(self, idx: Any, value: Union["Tensor", float, int]) -> "Tensor":
-        """``self[idx] = value``: this object takes the new value and stays in the graph."""
-        old = self._snapshot()
-        out = SetItem.apply(old, self._wrap_scalar_like_self(value), idx=_index_data(idx))
-        self._rebind(out, old)
-        return self
+        """``self[idx] = value``: this object takes the new value (see :meth:`_update_in_place`)."""
+        return self._update_in_place(SetItem, "[...] =", self._wrap_scalar_like_self(value), idx=_index_data(idx))
 
     # -- methods --
 
@@ -983,9 +1009,14 @@ class Pow(Function):
             if y.ndim == 0 and float(y.item()) == 2.0:
                 gx = g * (2 * x)
             else:
-                gx = Function.unbroadcast(g * y * x ** (y - 1), x.shape)
+                # Where y == 0 the gradient is 0 * x**-1: PyTorch gives 0 there, also at x = 0 (not 0 * inf = NaN).
+                base = _lib.where(y == 0, 1, x).astype(x.dtype)
+                gx = Function.unbroadcast(g * y * base ** (y - 1), x.shape)
         if self.needs_input_grad[1]:
-            gy = Function.unbroadcast(g * self.out * _lib.log(x), y.shape)
+            # d(x**y)/dy = x**y ln x, taken as 0 where x == 0 and y >= 0 (where x**y is 0 or 1), as in PyTorch.
+            at_zero = (x == 0) & (y >= 0)
+            log_x = _lib.log(_lib.where(at_zero, 1.0, x).astype(self.out.dtype))
+            gy = Function.unbroadcast(g * _lib.where(at_zero, 0.0, self.out * log_x).astype(g.dtype), y.shape)
         return gx, gy
 
 
@@ -1045,6 +1076,7 @@ class GetItem(Function):
     """``x[idx]``; the backward scatters the gradient into zeros of ``x``'s shape."""
 
     def forward(self, x: Any, idx: Any) -> Any:
+        backend.check_index(x.shape, idx)
         self.shape, self.dtype, self.idx = x.shape, x.dtype, idx
         return x[idx]
 
@@ -1064,6 +1096,7 @@ class SetItem(Function):
     """``x[idx] = value`` on a copy of ``x``; the gradient of ``x`` is zero at ``idx``."""
 
     def forward(self, x: Any, value: Any, idx: Any) -> Any:
+        backend.check_index(x.shape, idx)
         self.idx, self.value_shape = idx, value.shape
         out = backend.copy(x)
         out[idx] = value
@@ -1546,7 +1579,8 @@ class Roll(Function):
 
 class _Checkpoint(Function):
     def forward(self, *arrays: Any, run_function: Callable) -> Any:
-        self.run_function = run_function
+        # The inputs' arrays, not the tensors: a tensor updated in place later must not change the recomputation.
+        self.run_function, self.arrays = run_function, arrays
         with no_grad():
             out = run_function(*[Tensor._make(a, None, False) for a in arrays])
         if not isinstance(out, Tensor):
@@ -1554,7 +1588,7 @@ class _Checkpoint(Function):
         return out.data
 
     def backward(self, grad: Tensor) -> Tuple[Any, ...]:
-        inputs = [Tensor._make(t.data, None, t.requires_grad) for t in self.tensors]
+        inputs = [Tensor._make(a, None, t.requires_grad) for a, t in zip(self.arrays, self.tensors)]
         with _enable_grad():
             out = self.run_function(*inputs)
         if out.requires_grad:
