@@ -54,6 +54,7 @@ def _record(level):
 
 def test_color_formatter_levels(monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
     f = ColorFormatter("%(message)s")
     assert ColorFormatter.FORMATS == {
         10: "\x1b[36;20m",
@@ -80,9 +81,34 @@ def test_setup_logger_levels_and_no_duplicate_handlers(monkeypatch):
 
 def test_setup_logger_no_color_when_not_a_terminal(monkeypatch):
     monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
     stream = io.StringIO()
     monkeypatch.setattr("sys.stderr", stream)
     log = setup_logger("autograd-test-b")
     log.propagate = False
     log.warning("plain")
     assert stream.getvalue().endswith("plain\n") and "\x1b[" not in stream.getvalue()
+
+
+def test_force_color_colours_a_redirected_stream_and_no_color_wins(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    stream = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stream)
+    log = setup_logger("autograd-test-force")
+    log.propagate = False
+    log.warning("loud")
+    assert stream.getvalue().startswith("\x1b[33;20m")
+    assert stream.getvalue().rstrip("\n").endswith("loud\x1b[0m")
+    monkeypatch.setenv("NO_COLOR", "1")
+    log.warning("quiet")
+    assert stream.getvalue().splitlines()[-1].endswith("quiet") and "\x1b[" not in stream.getvalue().splitlines()[-1]
+
+
+def test_empty_color_variables_are_ignored(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "")
+    monkeypatch.setenv("FORCE_COLOR", "")
+    f = ColorFormatter("%(message)s")
+    assert f.format(_record(logging.INFO)) == "\x1b[32;20mhello\x1b[0m"
+    f.use_color = False
+    assert f.format(_record(logging.INFO)) == "hello"

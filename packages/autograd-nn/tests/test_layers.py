@@ -150,8 +150,37 @@ def test_dropout_train_and_eval():
     d.eval()
     x = Tensor(xp.ones((4, 4)))
     assert d(x) is x
-    with pytest.raises(ValueError, match="p must be in"):
-        nn.Dropout(1.0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="p must be in"):
+            nn.Dropout(bad)
+
+
+def test_dropout_p_one_drops_everything_in_training():
+    d = nn.Dropout(p=1.0)
+    x = Tensor(xp.ones((3, 4)))
+    y = d(x)
+    assert np.array_equal(to_np(y), np.zeros((3, 4)))
+    y.sum().backward()
+    assert np.array_equal(to_np(x.grad), np.zeros((3, 4)))
+    d.eval()
+    assert d(x) is x
+
+
+@pytest.mark.parametrize("indices", [[[0, -1]], [[5]], [[0, 1], [2, 100]]])
+def test_embedding_refuses_out_of_range_indices(indices):
+    from autograd.tensor import TensorIndexError
+
+    emb = nn.Embedding(5, 3)
+    with pytest.raises(TensorIndexError, match=r"out of range for 5 embeddings"):
+        emb(Tensor(xp.array(indices)))
+    with pytest.raises(IndexError):
+        emb(np.array(indices))
+
+
+def test_embedding_refuses_non_integer_indices():
+    emb = nn.Embedding(5, 3)
+    with pytest.raises(TypeError, match="integers"):
+        emb(np.array([0.5, 1.0]))
 
 
 def test_attention_layer_uses_dropout_only_in_training():

@@ -15,7 +15,9 @@ __all__ = ["Dropout"]
 class Dropout(Module):
     """Zero each element with probability ``p`` in training and scale the rest by ``1/(1-p)``.
 
-    The identity in evaluation mode (and when ``p == 0``). Any input shape.
+    The identity in evaluation mode (and when ``p == 0``). ``p`` is in [0, 1], as
+    in PyTorch: ``p == 1`` zeroes every element in training (and its gradient).
+    Any input shape.
 
     Examples:
         >>> d = Dropout(p=0.5); d.train()
@@ -24,8 +26,8 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, **kwargs: Any) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = float(p)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -33,6 +35,8 @@ class Dropout(Module):
         x = as_input(x)
         if not self.is_training or self.p == 0.0:
             return x
+        if self.p == 1.0:
+            return x * 0.0  # every element dropped; 1/(1-p) would be inf
         keep = backend.bernoulli(1.0 - self.p, x.shape)
         scale = (keep.astype(x.dtype) * (1.0 / (1.0 - self.p))).astype(x.dtype)
         return x * Tensor(scale, requires_grad=False)

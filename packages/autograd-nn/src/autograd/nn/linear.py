@@ -10,7 +10,7 @@ from autograd import backend
 from autograd.init import xavier_uniform
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
-from autograd.tensor import Tensor
+from autograd.tensor import Tensor, TensorIndexError
 
 __all__ = ["Linear", "Embedding"]
 
@@ -50,6 +50,8 @@ class Embedding(Module):
     Shapes: weight (input_size, embedding_size), drawn from N(0, 1) as in
     PyTorch; input (batch, seq) of indices in ``[0, input_size)`` -> output
     (batch, seq, embedding_size). Repeated indices accumulate gradients.
+    Indices outside ``[0, input_size)`` (negative ones included, as in
+    PyTorch) raise ``IndexError`` on every backend.
 
     Examples:
         >>> Embedding(100, 16)(Tensor(xp.array([[1, 5, 20], [2, 10, 30]]))).shape
@@ -71,4 +73,15 @@ class Embedding(Module):
             if np.any(host != np.round(host)):
                 raise TypeError(f"Embedding: indices must be integers, got non-integer values of dtype {idx.dtype}")
             idx = backend.asarray(host.astype(np.int32))
+        elif "int" not in backend.dtype_name(idx.dtype):
+            raise TypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
+        if idx.size:
+            host = backend.to_numpy(idx)
+            lo, hi = int(host.min()), int(host.max())
+            if lo < 0 or hi >= self.input_size:
+                bad = lo if lo < 0 else hi
+                raise TensorIndexError(
+                    f"Embedding: index {bad} is out of range for {self.input_size} embeddings "
+                    f"(valid: 0..{self.input_size - 1}; indices of shape {tuple(idx.shape)})"
+                )
         return self.weight.gather(idx)
