@@ -202,3 +202,86 @@ def test_astype_casts_parameters_and_states():
     assert all(p.dtype == backend.dtype("float64") for p in net.parameters.values())
     assert net.states["blocks.0.bn.running_mean"].dtype == backend.dtype("float64")
     assert net.states["counter"].dtype == backend.dtype("int32")
+
+
+# --- loading weights: dtypes, paths, atomicity ------------------------------------------------------------------
+
+
+def _file_with(tmp_path, name, **arrays):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / name
+    save_file(arrays, str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    "weight, match",
+    [
+        (np.ones((3, 2), np.int64), "int64 -> float32 changes the kind"),
+        (np.ones((3, 2), np.bool_), "bool -> float32 changes the kind"),
+        (np.full((3, 2), 1e300), r"float64 -> float32 changes values \(element 0: 1e\+300 becomes inf\)"),
+        (np.full((3, 2), 0.1), "float64 -> float32 changes values"),
+    ],
+)
+def test_load_weights_refuses_casts_that_change_values(tmp_path, weight, match):
+    layer = nn.Linear(3, 2)
+    before = to_np(layer.weight)
+    path = _file_with(tmp_path, "w.safetensors", weight=weight, bias=np.zeros(2, np.float32))
+    with pytest.raises(nn.StateDictError, match=r"weight: stored " + match):
+        layer.load_weights(path)
+    assert np.array_equal(to_np(layer.weight), before)
+
+
+def test_load_weights_allows_value_preserving_casts(tmp_path):
+    exact64 = np.array([[0.5, 0.25], [1.0, -2.0], [3.0, 0.125]])  # float64 holding float32 values
+    path = _file_with(tmp_path, "w.safetensors", weight=exact64, bias=np.zeros(2, np.float16))
+    layer = nn.Linear(3, 2)
+    layer.load_weights(path)
+    assert layer.weight.dtype == backend.dtype("float32") and np.array_equal(to_np(layer.weight), exact64)
+    wide = nn.Linear(3, 2).astype("float64")
+    wide.load_weights(_file_with(tmp_path, "v.safetensors", weight=np.full((3, 2), 0.1, np.float32), bias=np.zeros(2)))
+    assert wide.weight.dtype == backend.dtype("float64")
+    assert np.array_equal(to_np(wide.weight), np.full((3, 2), np.float32(0.1), np.float64))
+
+
+def test_a_failed_load_changes_nothing(tmp_path):
+    net = Net()
+    before = {n: to_np(p) for n, p in net.parameters.items()}
+    sd = net.state_dict()
+    sd["parameters"] = {n: np.full(v.shape, 7.0, np.float32) for n, v in sd["parameters"].items()}
+    sd["parameters"]["head.weight"] = np.ones((4, 2), np.int32)  # the one bad entry
+    with pytest.raises(nn.StateDictError, match="head.weight"):
+        net.load_state_dict(sd)
+    for name, p in net.parameters.items():
+        assert np.array_equal(to_np(p), before[name]), name
+
+
+def test_load_weights_names_the_path_and_the_real_cause(tmp_path):
+    layer = nn.Linear(3, 2)
+    with pytest.raises(IsADirectoryError, match="cannot load weights") as info:
+        layer.load_weights(tmp_path)
+    assert info.value.filename == str(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        layer.load_weights(tmp_path / "nope.safetensors")
+    assert info.value.filename == str(tmp_path / "nope.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(nn.StateDictError, match=r"junk.safetensors: not a readable safetensors file"):
+        layer.load_weights(junk)
+
+
+def test_save_weights_through_a_symlink_and_over_a_0644_file(tmp_path):
+    import stat
+
+    target = tmp_path / "real.safetensors"
+    nn.Linear(3, 2).save_weights(target)
+    os.chmod(target, 0o644)
+    link = tmp_path / "latest.safetensors"
+    link.symlink_to(target)
+    layer = nn.Linear(3, 2)
+    layer.save_weights(link)
+    assert link.is_symlink() and stat.S_IMODE(target.stat().st_mode) == 0o644
+    fresh = nn.Linear(3, 2)
+    fresh.load_weights(target)
+    assert np.array_equal(to_np(fresh.weight), to_np(layer.weight))

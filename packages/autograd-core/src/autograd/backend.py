@@ -70,6 +70,7 @@ __all__ = [
     "copy",
     "placeholder",
     "check_index",
+    "cast_exact",
     "is_numeric",
 ]
 
@@ -274,6 +275,50 @@ def is_numeric(dt: Any) -> bool:
     if BACKEND == "mlx":
         return True
     return np.dtype(dt).kind in "biufc"
+
+
+def _kind(dt: Any) -> str:
+    n = dtype_name(dt)
+    if n == "bool":
+        return "bool"
+    if "float" in n:
+        return "float"
+    if "int" in n:
+        return "integer"
+    return "complex" if "complex" in n else n
+
+
+def cast_exact(x: Any, dt: Any) -> Any:
+    """``x`` (a backend array) as dtype ``dt``, only when every value survives the cast unchanged.
+
+    Loading stored arrays into parameters uses this: a cast between kinds
+    (bool, integer, floating) is refused, and so is one that changes a value
+    (``1e300`` becoming ``inf`` in float32, ``0.1`` in float64 rounding to
+    float32, ``300`` wrapping in int8). Widening casts and exact narrowing ones
+    (float64 data that came from float32) pass.
+
+    Raises:
+        TypeError: naming both dtypes and the first value that would change.
+    """
+    dt = dtype(dt)
+    if x.dtype == dt:
+        return x
+    src, dst = dtype_name(x.dtype), dtype_name(dt)
+    if _kind(x.dtype) != _kind(dt):
+        raise TypeError(f"{src} -> {dst} changes the kind of data ({_kind(x.dtype)} -> {_kind(dt)})")
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, as a refusal
+        out = x.astype(dt)
+        back = out.astype(x.dtype)
+    same = back == x
+    if _kind(dt) == "float":
+        same = same | (_mod.isnan(back) & _mod.isnan(x))
+    if not bool(_mod.all(same)):
+        host_same = np.asarray(to_numpy(same)).reshape(-1)
+        i = int(np.argmin(host_same))
+        before = np.asarray(to_numpy(x)).reshape(-1)[i].item()
+        after = np.asarray(to_numpy(out)).reshape(-1)[i].item()
+        raise TypeError(f"{src} -> {dst} changes values (element {i}: {before!r} becomes {after!r})")
+    return out
 
 
 def asarray(x: Any, dt: Any = None) -> Any:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 
 from autograd import backend
-from autograd.files import atomic_write
+from autograd.files import atomic_write, check_readable
 from autograd.tensor import Tensor
 
 __all__ = ["Module", "ModuleList", "ParameterDict", "StateDictError"]
@@ -189,11 +189,19 @@ class Module:
         given_s = dict(state_dict.get("states", {}))
         missing = sorted(set(params) - set(given_p)) + sorted(set(states) - set(given_s))
         unexpected = sorted(set(given_p) - set(params)) + sorted(set(given_s) - set(states))
-        mismatched = []
+        mismatched, bad_dtypes = [], []
+        converted: Dict[str, Any] = {}
         for name, value in list(given_p.items()) + list(given_s.items()):
             target = params.get(name) if name in given_p else states.get(name)
-            if target is not None and tuple(np.shape(value)) != tuple(target.shape):
+            if target is None:
+                continue
+            if tuple(np.shape(value)) != tuple(target.shape):
                 mismatched.append(f"{name}: expected {tuple(target.shape)}, got {tuple(np.shape(value))}")
+                continue
+            try:
+                converted[name] = _to_backend(value, target.dtype)
+            except TypeError as exc:
+                bad_dtypes.append(f"{name}: stored {exc}")
         problems = []
         if strict and missing:
             problems.append(f"missing keys: {missing}")
@@ -201,17 +209,22 @@ class Module:
             problems.append(f"unexpected keys: {unexpected}")
         if mismatched:
             problems.append(f"shape mismatches: {mismatched}")
+        if bad_dtypes:
+            problems.append(
+                f"dtypes that cannot be loaded without changing values: {bad_dtypes} "
+                "(cast the arrays or the model explicitly if that is what you want)"
+            )
         if problems:
             raise StateDictError(f"cannot load state into {type(self).__name__}: " + "; ".join(problems))
-        for name, value in given_p.items():
-            if name in params:
-                p = params[name]
-                p.data = _to_backend(value, p.dtype)
+        # Everything was checked and converted above, so a failed load changes nothing.
+        for name in given_p:
+            if name in converted:
+                params[name].data = converted[name]
         owners = dict(self.named_modules())
-        for name, value in given_s.items():
-            if name in states:
+        for name in given_s:
+            if name in converted:
                 prefix, _, attr = name.rpartition(".")
-                setattr(owners[prefix], attr, _to_backend(value, states[name].dtype))
+                setattr(owners[prefix], attr, converted[name])
 
     # -- safetensors --
 
@@ -235,13 +248,18 @@ class Module:
     def load_weights(self, path: str | os.PathLike, strict: bool = True) -> None:
         """Load a safetensors file written by :meth:`save_weights` (or any file with the same dotted keys).
 
-        Raises:
-            StateDictError: keys or shapes do not match (one error listing them all).
-        """
-        from safetensors import safe_open
+        Stored arrays must have the parameter's dtype or one that converts
+        without changing any value (float32 data into a float64 model, float64
+        data that came from float32); anything else is refused rather than
+        silently cast (int or bool data into float parameters, ``1e300`` into
+        float32). A failed load leaves the module unchanged.
 
-        with safe_open(os.fspath(path), framework="numpy") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+        Raises:
+            FileNotFoundError, IsADirectoryError, PermissionError: the path cannot be read (named).
+            StateDictError: the file is not safetensors, or keys, shapes or dtypes do not match (one error
+                listing them all).
+        """
+        arrays = _read_safetensors(path)
         state_names = set(self.states)
         self.load_state_dict(
             {
@@ -253,10 +271,22 @@ class Module:
 
 
 def _to_backend(value: Any, dtype: Any) -> Any:
+    """A fresh backend array of ``dtype`` holding ``value``; TypeError when the cast would change values."""
     if isinstance(value, Tensor):
         value = value.data
     arr = value if backend.is_array(value) else backend.asarray(np.asarray(value))
-    return arr.astype(dtype) if arr.dtype != dtype else backend.copy(arr)
+    return backend.cast_exact(arr, dtype) if arr.dtype != dtype else backend.copy(arr)
+
+
+def _read_safetensors(path: str | os.PathLike) -> Dict[str, np.ndarray]:
+    from safetensors import SafetensorError, safe_open
+
+    path = check_readable(path, "weights")
+    try:
+        with safe_open(path, framework="numpy") as f:
+            return {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as exc:
+        raise StateDictError(f"cannot load weights from {path}: not a readable safetensors file ({exc})") from None
 
 
 class ModuleList(Module):
