@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
 
 from autograd import backend
+from autograd.backend import xp
 from autograd.optim import SGD, Adam, CosineScheduler, LRScheduler, Optimizer, OptimizerStateError
 from autograd.tensor import Tensor
 
@@ -188,7 +190,8 @@ def test_state_dict_shape_and_errors(tmp_path):
     opt = Adam(params, lr=0.01)
     run(opt, params, 2)
     sd = opt.state_dict()
-    assert set(sd) == {"hyperparams", "states"}
+    assert set(sd) == {"hyperparams", "parameters", "states"}
+    assert sd["parameters"] == list(params)
     assert (
         sd["hyperparams"]["lr"] == 0.01 and sd["hyperparams"]["beta1"] == 0.9 and sd["hyperparams"]["epsilon"] == 1e-7
     )
@@ -220,3 +223,164 @@ def test_low_precision_parameters_keep_float32_state():
     sgd = SGD(sgd_params, lr=0.01, momentum=0.9)
     run(sgd, sgd_params, 2)
     assert sgd.state_dict()["states"]["layer.bias"]["momentum_buffer"].dtype == backend.dtype("float32")
+
+
+# --- loading validates everything first, then applies --------------------------------------------------------
+
+
+def _trained_adam(tmp_path=None):
+    params = make_params()
+    opt = Adam(params, lr=0.01, weight_decay=0.01)
+    run(opt, params, 2)
+    return params, opt
+
+
+def _snapshot(opt):
+    sd = opt.state_dict()
+    return sd["hyperparams"], {
+        n: {k: to_np(v) if backend.is_array(v) else v for k, v in s.items()} for n, s in sd["states"].items()
+    }
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda sd: sd["hyperparams"].update(beta1=1.0), r"beta1 must be in \[0, 1\), got 1.0"),
+        (lambda sd: sd["hyperparams"].update(beta2=-0.5), r"beta2 must be in \[0, 1\)"),
+        (lambda sd: sd["hyperparams"].update(epsilon=-1e-8), "epsilon must be > 0"),
+        (lambda sd: sd["hyperparams"].update(lr=-0.1), "learning rate must be finite and >= 0"),
+        (lambda sd: sd["hyperparams"].update(lr=float("nan")), "learning rate must be finite and >= 0"),
+        (lambda sd: sd["hyperparams"].update(timestep=-3), "timestep must be >= 0"),
+        (lambda sd: sd["hyperparams"].update(weight_decay="big"), "weight_decay must be a number"),
+        (lambda sd: sd["hyperparams"].pop("beta2"), r"missing hyperparameters: \['beta2'\]"),
+        (lambda sd: sd["states"]["layer.weight"].update(step=-1), r"layer.weight.step: a step count must be >= 1"),
+        (lambda sd: sd["states"]["layer.weight"].update(v=-np.ones((3, 2))), "negative values"),
+        (lambda sd: sd["states"]["layer.weight"].update(m=np.full((3, 2), np.inf)), "non-finite"),
+        (lambda sd: sd["states"]["layer.weight"].update(m=np.ones((3, 2), np.int32)), "changes the kind"),
+        (lambda sd: sd["states"]["layer.weight"].update(velocity=np.ones((3, 2))), "unknown state slot"),
+    ],
+)
+def test_an_invalid_state_is_refused_and_changes_nothing(edit, match):
+    _, source = _trained_adam()
+    sd = source.state_dict()
+    edit(sd)
+    params, target = _trained_adam()
+    target.zero_grad()
+    before = _snapshot(target)
+    with pytest.raises(OptimizerStateError, match=match):
+        target.load_state_dict(sd)
+    after = _snapshot(target)
+    assert before[0] == after[0]
+    for name in before[1]:
+        for slot, value in before[1][name].items():
+            assert np.array_equal(value, after[1][name][slot]), (name, slot)
+
+
+def test_missing_keys_get_the_library_error():
+    _, opt = _trained_adam()
+    for key in ("hyperparams", "parameters", "states"):
+        sd = opt.state_dict()
+        del sd[key]
+        with pytest.raises(OptimizerStateError, match=f"missing keys \\['{key}'\\]"):
+            opt.load_state_dict(sd)
+    with pytest.raises(OptimizerStateError, match="expected a dict"):
+        opt.load_state_dict([1, 2])
+
+
+def test_partial_state_needs_strict_false():
+    params, opt = _trained_adam()
+    sd = opt.state_dict()
+    sd["parameters"].remove("layer.bias")
+    del sd["states"]["layer.bias"]
+    fresh_params = make_params()
+    fresh = Adam(fresh_params, lr=0.5)
+    with pytest.raises(
+        OptimizerStateError, match=r"covers only some parameters; missing \['layer.bias'\].*strict=False"
+    ):
+        fresh.load_state_dict(sd)
+    assert fresh.lr == 0.5 and fresh.state_dict()["states"] == {}
+    fresh.load_state_dict(sd, strict=False)
+    assert fresh.lr == 0.01 and set(fresh.state_dict()["states"]) == {"layer.weight"}
+
+
+def test_a_parameter_that_never_had_a_gradient_is_still_covered(tmp_path):
+    params = make_params()
+    frozen = {"layer.weight": params["layer.weight"], "extra": Tensor(xp.ones(3))}
+    opt = Adam(frozen, lr=0.01)
+    loss_of(params, 0).backward()
+    opt.step()  # "extra" has no gradient: no state, but the saved state still covers it
+    opt.save(tmp_path / "o.safetensors")
+    again = Adam({"layer.weight": Tensor(xp.ones((3, 2))), "extra": Tensor(xp.ones(3))}, lr=0.01)
+    again.load(tmp_path / "o.safetensors")
+    assert again.timestep == 1
+
+
+def test_load_reports_bad_files_with_the_path(tmp_path):
+    import json
+
+    from safetensors.numpy import save_file
+
+    _, opt = _trained_adam()
+    with pytest.raises(IsADirectoryError) as info:
+        opt.load(tmp_path)
+    assert info.value.filename == str(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        opt.load(tmp_path / "none.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 20)
+    with pytest.raises(OptimizerStateError, match="junk.safetensors is not a readable safetensors file"):
+        opt.load(junk)
+    meta = {
+        "format": "autograd-optim",
+        "optimizer": "Adam",
+        "hyperparams": "{not json",
+        "parameters": "[]",
+        "scalars": "{}",
+    }
+    save_file({"x::m": np.zeros(1, np.float32)}, str(tmp_path / "bad.safetensors"), metadata=meta)
+    with pytest.raises(OptimizerStateError, match="'hyperparams' is not valid JSON"):
+        opt.load(tmp_path / "bad.safetensors")
+    del meta["parameters"]
+    meta["hyperparams"] = json.dumps(opt.state_dict()["hyperparams"])
+    save_file({"x::m": np.zeros(1, np.float32)}, str(tmp_path / "bad2.safetensors"), metadata=meta)
+    with pytest.raises(OptimizerStateError, match="no 'parameters' entry"):
+        opt.load(tmp_path / "bad2.safetensors")
+
+
+def test_mlx_step_evaluates_parameters_and_state(monkeypatch):
+    params = make_params()
+    opt = Adam(params, lr=0.01)
+    evaluated = []
+    monkeypatch.setattr(backend, "materialize", lambda *arrays: evaluated.append(len(arrays)))
+    loss_of(params, 0).backward()
+    opt.step()
+    # every parameter and each of its array slots (m and v) is handed to the evaluation, once per step
+    assert evaluated == [len(params) * 3]
+
+
+@pytest.mark.skipif(backend.BACKEND != "mlx", reason="MLX's lazy graphs only")
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="reads the resident set size from /proc")
+def test_mlx_memory_stays_flat_when_nothing_is_read():
+    import gc
+
+    def rss() -> int:
+        gc.collect()
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    params = {"w": Tensor(backend.normal((64, 64)))}
+    opt = Adam(params, lr=1e-3)
+    x = backend.normal((16, 64))
+
+    def step():
+        opt.zero_grad()
+        ((Tensor(x, requires_grad=False) @ params["w"]) ** 2).sum().backward()
+        opt.step()
+
+    for _ in range(50):
+        step()
+    start = rss()
+    for _ in range(500):  # never reads a value: only the optimizer's evaluation bounds the lazy graph
+        step()
+    grown = rss() - start
+    assert grown < 2 * 2**20, f"500 steps grew the process by {grown / 2**20:.1f} MiB"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Dict
 
 from autograd.backend import lib as _lib
-from autograd.optim.optimizer import Optimizer
+from autograd.optim.optimizer import Optimizer, _number
 from autograd.tensor import Tensor
 
 __all__ = ["Adam"]
@@ -31,6 +31,27 @@ class Adam(Optimizer):
     """
 
     hyperparameter_names = ("beta1", "beta2", "epsilon", "weight_decay")
+    slots = {"m": "array", "v": "array", "step": "count"}
+    nonnegative_slots = ("v",)
+
+    @classmethod
+    def check_hyperparameters(cls, hyperparams: Dict[str, Any]) -> Dict[str, Any]:
+        """``beta1`` and ``beta2`` in [0, 1), ``epsilon > 0``, ``weight_decay >= 0`` (and the base rules)."""
+        out = super().check_hyperparameters(hyperparams)
+        for name in ("beta1", "beta2"):
+            if name in out:
+                out[name] = _number(out[name], f"Adam: {name}")
+                if not 0.0 <= out[name] < 1.0:
+                    raise ValueError(f"Adam: {name} must be in [0, 1), got {out[name]}")
+        if "epsilon" in out:
+            out["epsilon"] = _number(out["epsilon"], "Adam: epsilon")
+            if not out["epsilon"] > 0:
+                raise ValueError(f"Adam: epsilon must be > 0, got {out['epsilon']}")
+        if "weight_decay" in out:
+            out["weight_decay"] = _number(out["weight_decay"], "Adam: weight_decay")
+            if out["weight_decay"] < 0:
+                raise ValueError(f"Adam: weight_decay must be >= 0, got {out['weight_decay']}")
+        return out
 
     def __init__(
         self,
@@ -42,13 +63,10 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         **kwargs: Any,
     ) -> None:
-        self.beta1, self.beta2 = float(beta1), float(beta2)
-        self.epsilon, self.weight_decay = float(epsilon), float(weight_decay)
-        for name, v in (("beta1", self.beta1), ("beta2", self.beta2)):
-            if not 0.0 <= v < 1.0:
-                raise ValueError(f"Adam: {name} must be in [0, 1), got {v}")
-        if not self.epsilon > 0 or self.weight_decay < 0:
-            raise ValueError(f"Adam: epsilon must be > 0 and weight_decay >= 0, got {epsilon}, {weight_decay}")
+        hp = self.check_hyperparameters(
+            {"beta1": beta1, "beta2": beta2, "epsilon": epsilon, "weight_decay": weight_decay}
+        )
+        self.beta1, self.beta2, self.epsilon, self.weight_decay = (hp[k] for k in self.hyperparameter_names)
         super().__init__(model_parameters, lr, **kwargs)
 
     def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:

@@ -6,13 +6,13 @@ import inspect
 import json
 import math
 import os
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
-from autograd.files import atomic_write
+from autograd.files import atomic_write, check_readable
 from autograd.tensor import Tensor
 
 __all__ = ["Optimizer", "OptimizerStateError"]
@@ -24,14 +24,38 @@ class OptimizerStateError(ValueError):
     """A loaded optimizer state does not fit this optimizer (names, shapes or hyperparameters)."""
 
 
+def _number(value: Any, what: str) -> float:
+    """``value`` as a finite float, or ValueError naming ``what``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(out):
+        raise ValueError(f"{what} must be finite, got {out}")
+    return out
+
+
 def _check_lr(lr: Any, where: str) -> float:
     try:
         value = float(lr)
     except (TypeError, ValueError):
         raise ValueError(f"{where}: learning rate must be a number, got {lr!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{where}: learning rate must be finite and >= 0, got {value}")
+    if isinstance(lr, bool) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{where}: learning rate must be finite and >= 0, got {lr!r}")
     return value
+
+
+def _count(value: Any, what: str, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (integral floats accepted, as JSON may give them)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, (float, np.floating)) and not float(value).is_integer():
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {int(value)}")
+    return int(value)
 
 
 def _named(model_parameters: Any) -> Dict[str, Tensor]:
@@ -86,6 +110,32 @@ class Optimizer:
 
     #: Names of the extra hyperparameters of a subclass (saved in ``state_dict``).
     hyperparameter_names: Tuple[str, ...] = ()
+    #: The per-parameter state a subclass keeps: slot name -> ``"array"`` (shaped like the parameter) or
+    #: ``"count"`` (an int >= 1). ``load_state_dict`` refuses anything else.
+    slots: Dict[str, str] = {}
+    #: Array slots that are never negative (Adam's second moment); a negative value is refused on load.
+    nonnegative_slots: Tuple[str, ...] = ()
+
+    @classmethod
+    def check_hyperparameters(cls, hyperparams: Dict[str, Any]) -> Dict[str, Any]:
+        """The given hyperparameters validated and normalised with the constructor's rules.
+
+        Only the keys present are checked; subclasses extend this with
+        ``super().check_hyperparameters(...)``. Used by the constructors and by
+        :meth:`load_state_dict`, so a loaded state obeys the same rules as a
+        freshly built optimizer.
+
+        Raises:
+            ValueError: naming the first invalid value.
+        """
+        out = dict(hyperparams)
+        name = cls.__name__
+        for key in ("lr", "base_lr"):
+            if key in out:
+                out[key] = _check_lr(out[key], f"{name} {key}")
+        if "timestep" in out:
+            out["timestep"] = _count(out["timestep"], f"{name}: timestep", 0)
+        return out
 
     def __init__(
         self, model_parameters: Dict[str, Tensor], lr: float, lr_scheduler_kwargs: Optional[dict] = None, **kwargs: Any
@@ -195,6 +245,12 @@ class Optimizer:
             g = p.grad.data
             self._update(name, p, g.astype(dt) if g.dtype != dt else g, dt)
         self._timestep += 1
+        # MLX builds lazy graphs: evaluate the new parameters and state now, as MLX's own optimizers expect,
+        # or a loop that never reads a value keeps every step's graph alive.
+        backend.materialize(*(p.data for p in self._params.values()), *self._state_arrays())
+
+    def _state_arrays(self) -> List[Any]:
+        return [v for slots in self._states.values() for v in slots.values() if backend.is_array(v)]
 
     def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
         """Update one parameter; ``grad`` is already in the state dtype. Base: plain gradient descent."""
@@ -222,59 +278,123 @@ class Optimizer:
         return out
 
     def state_dict(self) -> Dict[str, Any]:
-        """``{"hyperparams": {"lr", "base_lr", "timestep", ...}, "states": {name: {slot: array or int}}}`` (copies)."""
+        """This optimizer's state, as copies.
+
+        ``{"hyperparams": {"lr", "base_lr", "timestep", ...}, "parameters": [names],
+        "states": {name: {slot: array or int}}}``. ``parameters`` lists every
+        parameter the optimizer updates (a parameter that never had a gradient
+        has no entry in ``states``).
+        """
         states = {
             name: {k: (backend.copy(v) if backend.is_array(v) else v) for k, v in slots.items()}
             for name, slots in self._states.items()
         }
-        return {"hyperparams": self._hyperparams(), "states": states}
+        return {"hyperparams": self._hyperparams(), "parameters": list(self._params), "states": states}
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Restore hyperparameters and per-parameter state in place.
+    def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True) -> None:
+        """Restore hyperparameters and per-parameter state, all or nothing.
+
+        Everything is validated before anything changes: hyperparameters with
+        the constructor's rules (``beta1`` in [0, 1), ``epsilon > 0``, ``lr >= 0``,
+        ``timestep >= 0``, ...), state slots by name, shape, dtype (only
+        value-preserving casts) and value (finite; counts >= 1). A state that
+        fails leaves the optimizer exactly as it was.
+
+        Args:
+            state_dict: As returned by :meth:`state_dict`.
+            strict: When True (the default) the state must be for exactly this
+                optimizer's parameters. ``strict=False`` loads a state that
+                covers only some of them (the others keep their current
+                state) and ignores state for parameters this optimizer does
+                not have.
 
         Raises:
-            OptimizerStateError: unknown parameter names or hyperparameters, or state shapes that do not
-                match the parameters (all listed in one message).
+            OptimizerStateError: every problem found, in one message.
         """
-        hyper = dict(state_dict.get("hyperparams", {}))
-        states = dict(state_dict.get("states", {}))
-        known = {"lr", "base_lr", "timestep", *self.hyperparameter_names}
+        if not isinstance(state_dict, dict):
+            raise OptimizerStateError(f"cannot load optimizer state: expected a dict, got {type(state_dict).__name__}")
+        missing = [k for k in ("hyperparams", "parameters", "states") if k not in state_dict]
+        if missing:
+            raise OptimizerStateError(
+                f"cannot load optimizer state: missing keys {missing} (expected the dict of {type(self).__name__}"
+                ".state_dict())"
+            )
+        hyper, names, states = state_dict["hyperparams"], state_dict["parameters"], state_dict["states"]
+        if not isinstance(hyper, dict) or not isinstance(states, dict) or not isinstance(names, (list, tuple)):
+            raise OptimizerStateError(
+                "cannot load optimizer state: 'hyperparams' and 'states' must be dicts and 'parameters' a list"
+            )
         problems = []
+        known = {"lr", "base_lr", "timestep", *self.hyperparameter_names}
         unknown_h = sorted(set(hyper) - known)
         if unknown_h:
             problems.append(f"unknown hyperparameters for {type(self).__name__}: {unknown_h}")
-        unknown_p = sorted(set(states) - set(self._params))
-        if unknown_p:
-            problems.append(f"state for unknown parameters: {unknown_p}")
+        missing_h = sorted(known - set(hyper))
+        if missing_h:
+            problems.append(f"missing hyperparameters: {missing_h}")
+        checked: Dict[str, Any] = {}
+        if not unknown_h and not missing_h:
+            try:
+                checked = type(self).check_hyperparameters(hyper)
+            except ValueError as exc:
+                problems.append(f"invalid hyperparameter: {exc}")
+        names = [str(n) for n in names]
+        foreign = sorted((set(names) | set(states)) - set(self._params))
+        uncovered = sorted(set(self._params) - set(names))
+        if strict and foreign:
+            problems.append(f"state for unknown parameters: {foreign}")
+        if strict and uncovered:
+            problems.append(
+                f"the state covers only some parameters; missing {uncovered} (pass strict=False for a partial load)"
+            )
+        loaded: Dict[str, Dict[str, Any]] = {}
         for name, slots in states.items():
-            if name in self._params:
-                for slot, value in slots.items():
-                    shape, want = tuple(np.shape(value)), self._params[name].shape
-                    if not isinstance(value, (int, float)) and shape != want:
-                        problems.append(f"{name}.{slot}: shape {shape} != parameter shape {want}")
+            if name not in self._params:
+                continue
+            if not isinstance(slots, dict):
+                problems.append(f"{name}: expected a dict of slots, got {type(slots).__name__}")
+                continue
+            loaded[name] = {}
+            for slot, value in slots.items():
+                try:
+                    loaded[name][slot] = self._checked_slot(name, slot, value)
+                except (TypeError, ValueError) as exc:
+                    problems.append(f"{name}.{slot}: {exc}")
         if problems:
             raise OptimizerStateError("cannot load optimizer state: " + "; ".join(problems))
-        if "lr" in hyper:
-            self._lr = _check_lr(hyper["lr"], "load_state_dict")
-        if "base_lr" in hyper:
-            self._base_lr = _check_lr(hyper["base_lr"], "load_state_dict")
-        self._timestep = int(hyper.get("timestep", self._timestep))
+        self._lr, self._base_lr, self._timestep = checked["lr"], checked["base_lr"], checked["timestep"]
         for k in self.hyperparameter_names:
-            if k in hyper:
-                setattr(self, k, type(getattr(self, k))(hyper[k]))
-        self._states = {}
-        for name, slots in states.items():
-            dt = _state_dtype(self._params[name])
-            self._states[name] = {
-                slot: (int(v) if isinstance(v, (int, np.integer)) else _to_array(v, dt)) for slot, v in slots.items()
-            }
+            setattr(self, k, checked[k])
+        if strict:
+            self._states = loaded
+        else:
+            for name in set(names) & set(self._params):
+                self._states.pop(name, None)
+            self._states.update(loaded)
+
+    def _checked_slot(self, name: str, slot: str, value: Any) -> Any:
+        """One stored state slot, converted for this optimizer; ValueError or TypeError says what is wrong."""
+        kind = self.slots.get(slot)
+        if kind is None:
+            raise ValueError(f"unknown state slot for {type(self).__name__} (known: {sorted(self.slots)})")
+        if kind == "count":
+            return _count(value, "a step count", 1)
+        shape, want = tuple(np.shape(value)), self._params[name].shape
+        if shape != want:
+            raise ValueError(f"shape {shape} != parameter shape {want}")
+        arr = _to_array(value, _state_dtype(self._params[name]))
+        if not bool(backend.lib.all(backend.lib.isfinite(arr))):
+            raise ValueError("holds non-finite values")
+        if slot in self.nonnegative_slots and bool(backend.lib.any(arr < 0)):
+            raise ValueError("holds negative values (it is a second moment, never negative)")
+        return arr
 
     def save(self, path: str | os.PathLike) -> None:
         """Write :meth:`state_dict` to one safetensors file, atomically.
 
-        Arrays are stored as ``"<parameter>::<slot>"``; hyperparameters and
-        integer slots go in the file's metadata as JSON (with the optimizer's
-        class name, checked by :meth:`load`).
+        Arrays are stored as ``"<parameter>::<slot>"``; hyperparameters, the
+        parameter names and integer slots go in the file's metadata as JSON
+        (with the optimizer's class name, checked by :meth:`load`).
         """
         from safetensors.numpy import save_file
 
@@ -290,37 +410,58 @@ class Optimizer:
             "format": "autograd-optim",
             "optimizer": type(self).__name__,
             "hyperparams": json.dumps(sd["hyperparams"]),
+            "parameters": json.dumps(sd["parameters"]),
             "scalars": json.dumps(scalars),
         }
         atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata), suffix=".safetensors")
 
-    def load(self, path: str | os.PathLike) -> None:
-        """Load a file written by :meth:`save` into this optimizer.
+    def load(self, path: str | os.PathLike, strict: bool = True) -> None:
+        """Load a file written by :meth:`save` into this optimizer, all or nothing.
 
         Raises:
-            OptimizerStateError: the file is not an optimizer state, is for another optimizer class, or does
-                not fit (see :meth:`load_state_dict`).
+            FileNotFoundError, IsADirectoryError, PermissionError: the path cannot be read (named).
+            OptimizerStateError: the file is not an optimizer state, is for another optimizer class, its
+                metadata is missing or not JSON, or its state does not fit (see :meth:`load_state_dict`,
+                which also explains ``strict``).
         """
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(os.fspath(path), framework="numpy") as f:
-            meta = f.metadata() or {}
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
+        path = check_readable(path, "optimizer state")
+        try:
+            with safe_open(path, framework="numpy") as f:
+                meta = f.metadata() or {}
+                arrays = {k: f.get_tensor(k) for k in f.keys()}
+        except SafetensorError as exc:
+            raise OptimizerStateError(f"{path} is not a readable safetensors file ({exc})") from None
         if meta.get("format") != "autograd-optim":
-            raise OptimizerStateError(f"{os.fspath(path)} is not an autograd optimizer state file")
+            raise OptimizerStateError(f"{path} is not an autograd optimizer state file")
         if meta.get("optimizer") != type(self).__name__:
-            raise OptimizerStateError(
-                f"{os.fspath(path)} holds {meta.get('optimizer')} state, not {type(self).__name__} state"
-            )
+            raise OptimizerStateError(f"{path} holds {meta.get('optimizer')} state, not {type(self).__name__} state")
+        decoded = {}
+        for key in ("hyperparams", "parameters", "scalars"):
+            if key not in meta:
+                raise OptimizerStateError(f"{path}: the metadata has no {key!r} entry")
+            try:
+                decoded[key] = json.loads(meta[key])
+            except json.JSONDecodeError as exc:
+                raise OptimizerStateError(f"{path}: the metadata entry {key!r} is not valid JSON ({exc})") from None
+        if not isinstance(decoded["scalars"], dict):
+            raise OptimizerStateError(f"{path}: the metadata entry 'scalars' is not a JSON object")
         states: Dict[str, Dict[str, Any]] = {}
-        for key, value in list(arrays.items()) + list(json.loads(meta.get("scalars", "{}")).items()):
-            name, _, slot = key.rpartition("::")
+        for key, value in list(arrays.items()) + list(decoded["scalars"].items()):
+            name, sep, slot = key.rpartition("::")
+            if not sep:
+                raise OptimizerStateError(f"{path}: entry {key!r} is not named '<parameter>::<slot>'")
             states.setdefault(name, {})[slot] = value
-        self.load_state_dict({"hyperparams": json.loads(meta["hyperparams"]), "states": states})
+        self.load_state_dict(
+            {"hyperparams": decoded["hyperparams"], "parameters": decoded["parameters"], "states": states},
+            strict=strict,
+        )
 
 
 def _to_array(value: Any, dtype: Any) -> Any:
+    """A fresh backend array of ``dtype``; TypeError when the cast would change a value or the kind of data."""
     if isinstance(value, Tensor):
         value = value.data
     arr = value if backend.is_array(value) else backend.asarray(np.asarray(value))
-    return arr.astype(dtype) if arr.dtype != dtype else backend.copy(arr)
+    return backend.cast_exact(arr, dtype) if arr.dtype != dtype else backend.copy(arr)

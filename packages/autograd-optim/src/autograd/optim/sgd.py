@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict
 
-from autograd.optim.optimizer import Optimizer
+import numpy as np
+
+from autograd.optim.optimizer import Optimizer, _number
 from autograd.tensor import Tensor
 
 __all__ = ["SGD"]
@@ -29,16 +31,37 @@ class SGD(Optimizer):
     """
 
     hyperparameter_names = ("momentum", "nesterov", "weight_decay", "dampening")
+    slots = {"momentum_buffer": "array"}
+
+    @classmethod
+    def check_hyperparameters(cls, hyperparams: Dict[str, Any]) -> Dict[str, Any]:
+        """``momentum``, ``weight_decay`` >= 0; ``nesterov`` a bool needing momentum > 0 and dampening 0."""
+        out = super().check_hyperparameters(hyperparams)
+        for name in ("momentum", "weight_decay", "dampening"):
+            if name in out:
+                out[name] = _number(out[name], f"SGD: {name}")
+        if out.get("momentum", 0.0) < 0 or out.get("weight_decay", 0.0) < 0:
+            raise ValueError(
+                f"SGD: momentum and weight_decay must be >= 0, got {out.get('momentum')}, {out.get('weight_decay')}"
+            )
+        if "nesterov" in out:
+            if not isinstance(out["nesterov"], (bool, np.bool_)):
+                raise ValueError(f"SGD: nesterov must be True or False, got {out['nesterov']!r}")
+            out["nesterov"] = bool(out["nesterov"])
+            if out["nesterov"] and (out.get("momentum", 0.0) <= 0 or out.get("dampening", 0.0) != 0):
+                raise ValueError("SGD: nesterov needs momentum > 0 and dampening 0")
+        return out
 
     def __init__(self, model_parameters: Any, lr: float, **kwargs: Any) -> None:
-        self.momentum = float(kwargs.pop("momentum", 0.0))
-        self.nesterov = bool(kwargs.pop("nesterov", False))
-        self.weight_decay = float(kwargs.pop("weight_decay", 0.0))
-        self.dampening = float(kwargs.pop("dampening", 0.0))
-        if self.momentum < 0 or self.weight_decay < 0:
-            raise ValueError(f"SGD: momentum and weight_decay must be >= 0, got {self.momentum}, {self.weight_decay}")
-        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError("SGD: nesterov needs momentum > 0 and dampening 0")
+        hp = self.check_hyperparameters(
+            {
+                "momentum": kwargs.pop("momentum", 0.0),
+                "nesterov": kwargs.pop("nesterov", False),
+                "weight_decay": kwargs.pop("weight_decay", 0.0),
+                "dampening": kwargs.pop("dampening", 0.0),
+            }
+        )
+        self.momentum, self.nesterov, self.weight_decay, self.dampening = (hp[k] for k in self.hyperparameter_names)
         super().__init__(model_parameters, lr, **kwargs)
 
     def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
