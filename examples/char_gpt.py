@@ -7,7 +7,12 @@ Prints train/validation loss against the unigram baseline, then samples text
 optimizer state; ``--resume DIR`` continues exactly where that run stopped
 (the batches and dropout of step ``s`` depend only on the seed and ``s``).
 
-    uv run --group examples python examples/char_gpt.py [--steps 600] [--backend mlx]
+The progress bar shows the loss of the latest training batch, computed with
+dropout and label smoothing; the "train loss" and "val loss" lines average
+``--eval-batches`` fixed batches in eval mode (no dropout) without label
+smoothing, so they are lower than the bar's.
+
+    uv run --only-group examples python examples/char_gpt.py [--steps 600] [--backend mlx]
 """
 
 from __future__ import annotations
@@ -51,6 +56,21 @@ def load_text() -> str:
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[k] for k in sorted(topics))
+
+
+def mlx_cpu_warning(backend_name: str) -> str | None:
+    """A warning when the mlx backend computes on the CPU (MLX's CPU build, or no Apple GPU)."""
+    if backend_name != "mlx":
+        return None
+    import mlx.core as mx
+
+    if mx.default_device().type == mx.DeviceType.gpu:
+        return None
+    return (
+        "warning: the mlx backend is running on the CPU (MLX's CPU build, no Apple GPU). This model trains about "
+        "13x slower than with --backend numpy there (measured on a 2-core x86_64 machine: about 15 minutes for "
+        "the default 600 steps, against about a minute on NumPy)."
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -163,6 +183,13 @@ def main(argv: list[str] | None = None) -> dict:
         f"backend {backend.BACKEND}: {len(text):,} characters, vocab {vocab}, {model.num_parameters():,} parameters; "
         f"unigram baseline {unigram:.3f} nats/char"
     )
+    warning = mlx_cpu_warning(backend.BACKEND)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(
+        "the bar's batch_loss: the latest training batch, with dropout and label smoothing; "
+        f"train/val loss: {args.eval_batches} fixed batches in eval mode, without label smoothing (lower)"
+    )
     history = []
     started = time.perf_counter()
     bar = tqdm(range(start_step, stop), disable=args.no_progress, file=sys.stdout, desc="training")
@@ -177,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
         loss.backward()
         opt.clip_grad_norm(1.0)
         opt.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.lr:.1e}")
+        bar.set_postfix(batch_loss=f"{loss.item():.3f}", lr=f"{opt.lr:.1e}")
         if (step + 1) % args.eval_every == 0 or step + 1 == stop:
             tr, va = evaluate()
             history.append({"step": step + 1, "train": tr, "val": va})

@@ -3,9 +3,11 @@
 Conv2d -> BatchNorm -> ReLU -> MaxPool2d, twice, then Dropout and Linear; Adam
 with a warmup + cosine schedule and gradient clipping. Prints a progress bar
 per epoch and the test accuracy, saves the weights to safetensors, reloads them
-into a fresh model and checks that it scores the same.
+into a fresh model and checks that it scores the same. ``--weights PATH`` keeps
+the weights in that file; without it they go to a temporary folder that is
+deleted once the reload check is done.
 
-    uv run --group examples python examples/train_digits.py [--backend mlx] [--epochs 20] [--plot curves.png]
+    uv run --only-group examples python examples/train_digits.py [--backend mlx] [--epochs 20] [--plot curves.png]
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only this many training images (for smoke tests)")
-    p.add_argument("--weights", default=None, help="where to save the weights (default: a temporary file)")
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="keep the trained weights in this safetensors file (default: a temporary one, deleted after reloading)",
+    )
     p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG of the loss and accuracy curves")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p.parse_args(argv)
@@ -147,12 +154,14 @@ def main(argv: list[str] | None = None) -> float:
         f"{args.epochs} epochs in {elapsed:.1f}s"
     )
 
-    path = args.weights or os.path.join(tempfile.mkdtemp(prefix="digits-"), "digits_cnn.safetensors")
-    model.save_weights(path)
-    fresh = DigitsCNN()
-    fresh.load_weights(path)
-    reloaded = accuracy(fresh, x_test, y_test)
-    print(f"weights saved to {path}; reloaded model test accuracy: {reloaded:.4f}")
+    with tempfile.TemporaryDirectory(prefix="digits-") as scratch:
+        path = args.weights or os.path.join(scratch, "digits_cnn.safetensors")
+        model.save_weights(path)
+        fresh = DigitsCNN()
+        fresh.load_weights(path)
+        reloaded = accuracy(fresh, x_test, y_test)
+    where = f"saved to {path}" if args.weights else "saved to a temporary file (--weights PATH keeps them)"
+    print(f"weights {where}; reloaded model test accuracy: {reloaded:.4f}")
     if reloaded != test_acc:
         raise SystemExit("the reloaded model does not reproduce the accuracy")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -22,6 +24,29 @@ def test_train_digits_tiny(tmp_path, capsys):
     assert acc > 0.6, out
     assert "reloaded model test accuracy" in out and "test accuracy:" in out
     assert weights.stat().st_size > 0 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_digits_leaves_no_temporary_weights(tmp_path, monkeypatch, capsys):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    train_digits.main(["--epochs", "1", "--limit", "200", "--no-progress"])
+    assert "--weights PATH keeps them" in capsys.readouterr().out
+    assert list(scratch.iterdir()) == []
+
+
+def test_fit_regression_runs():
+    script = os.path.join(os.path.dirname(__file__), "..", "fit_regression.py")
+    res = subprocess.run(
+        [sys.executable, script, "--steps", "200"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, AUTOGRAD_BACKEND="numpy"),
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    final = float(res.stdout.split("final mse")[1].split()[0])
+    assert final < 0.5, res.stdout
 
 
 TINY = [
@@ -45,6 +70,23 @@ TINY = [
     "--steps",
     "6",
 ]
+
+
+def test_char_gpt_explains_its_losses_and_warns_about_mlx_on_a_cpu():
+    script = os.path.join(os.path.dirname(__file__), "..", "char_gpt.py")
+    res = subprocess.run(
+        [sys.executable, script, *TINY, "--steps", "2", "--backend", "mlx"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "the bar's batch_loss: the latest training batch, with dropout and label smoothing" in res.stdout
+    import mlx.core as mx
+
+    on_cpu = mx.default_device().type != mx.DeviceType.gpu
+    assert ("warning: the mlx backend is running on the CPU" in res.stderr) == on_cpu, res.stderr
+    assert char_gpt.mlx_cpu_warning("numpy") is None
 
 
 def test_char_gpt_tiny_resume_is_exact(tmp_path, capsys):
