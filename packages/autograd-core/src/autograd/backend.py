@@ -77,9 +77,12 @@ __all__ = [
 BACKENDS = ("numpy", "mlx", "cupy")
 
 _INSTALL = {
-    "numpy": 'pip install "autograd-core"',
-    "mlx": 'pip install "autograd-core[mlx]"',
-    "cupy": 'pip install "autograd-core[cuda12]"  (or "autograd-core[cuda13]" for CUDA 13)',
+    "numpy": 'pip install "autograd-core" once it is released on PyPI; before the release, '
+    "from a clone: pip install ./packages/autograd-core",
+    "mlx": 'pip install "autograd-core[mlx]" once it is released on PyPI; before the release, '
+    'the same packages directly: pip install "mlx[cpu]>=0.25" on Linux, pip install "mlx>=0.25" on macOS',
+    "cupy": 'pip install "autograd-core[cuda12]" (or "autograd-core[cuda13]" for CUDA 13) once it is released on PyPI; '
+    'before the release, the same packages directly: pip install "cupy-cuda12x>=13.3" (or "cupy-cuda13x>=13.6")',
 }
 
 
