@@ -247,7 +247,7 @@ def test_programmatic_register_and_duplicate_name():
         assert "mine" in [i.name for i in registry.implementations()]
         with pytest.raises(ValueError, match="already registered"):
             registry.register(Mine())
-        with pytest.raises(TypeError, match="not an AttentionImplementation"):
+        with pytest.raises(TypeError, match="not a kernel implementation"):
             registry.register(lambda: 3)
     finally:
         registry.unregister("mine")

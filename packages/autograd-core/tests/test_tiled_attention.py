@@ -55,8 +55,21 @@ def test_selected_automatically_above_the_crossover():
     assert F.explain_attention(*inputs(MIN_SEQ), is_causal=True).chosen == "numpy_tiled"
     short = F.explain_attention(*inputs(MIN_SEQ - 1), is_causal=True)
     assert short.chosen == "dense"
-    reasons = {c.name: c.reasons for c in short.candidates}["numpy_tiled"]
-    assert reasons == [f"{MIN_SEQ - 1} keys: below {MIN_SEQ} the dense path is faster"]
+    verdict = {c.name: c for c in short.candidates}["numpy_tiled"]
+    # "I shouldn't" (slower here), not "I can't": passed over automatically...
+    assert verdict.reasons == [] and verdict.advice == [f"{MIN_SEQ - 1} keys: below {MIN_SEQ} the dense path is faster"]
+    assert "passed over: 511 keys" in str(short)
+
+
+@needs_numpy
+def test_forced_by_name_it_runs_on_short_sequences():
+    # ...but used when named, on any length (it used to refuse below MIN_SEQ even when forced).
+    rng = np.random.default_rng(1)
+    q, k, v = (Tensor(rng.normal(size=(1, 2, 9, 16)).astype(np.float32)) for _ in range(3))
+    assert F.explain_attention(q, k, v, implementation="numpy_tiled").chosen == "numpy_tiled"
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation="numpy_tiled")
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation="dense")
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")

@@ -25,6 +25,8 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
+from autograd.kernels import registry
+from autograd.kernels.contracts import AttentionInputs, check_attention_output, dispatch
 from autograd.tensor import Function, ShapeError, Tensor, TensorTypeError
 
 __all__ = [
@@ -168,34 +170,43 @@ def _check_dim(x: Tensor, dim: int, op: str) -> int:
     return dim
 
 
+def _as_tensor(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x, requires_grad=False)
+
+
 def relu(x: Tensor) -> Tensor:
-    """ReLU, element-wise. ``relu(Tensor([-1, 0, 2]))`` is ``[0, 0, 2]``."""
-    return Relu.apply(x)
+    """ReLU, element-wise. ``relu(Tensor([-1, 0, 2]))`` is ``[0, 0, 2]``.
+
+    Runs the best registered ``relu`` kernel (see :mod:`autograd.kernels`), :class:`Relu` by default.
+    """
+    return dispatch("relu", _as_tensor(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    """Sigmoid, element-wise. ``sigmoid(Tensor([0, 2]))`` is ``[0.5, ~0.88]``."""
-    return Sigmoid.apply(x)
+    """Sigmoid, element-wise. ``sigmoid(Tensor([0, 2]))`` is ``[0.5, ~0.88]`` (kernel op ``sigmoid``)."""
+    return dispatch("sigmoid", _as_tensor(x))
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """Softmax along ``dim`` (the last axis by default), for any rank; rows sum to 1."""
-    return Softmax.apply(x, dim=_check_dim(x, dim, "softmax"))
+    """Softmax along ``dim`` (the last axis by default), for any rank; rows sum to 1 (kernel op ``softmax``)."""
+    x = _as_tensor(x)
+    return dispatch("softmax", x, dim=_check_dim(x, dim, "softmax") % max(x.ndim, 1))
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """Log-softmax along ``dim``; more stable than ``log(softmax(x))``."""
-    return LogSoftmax.apply(x, dim=_check_dim(x, dim, "log_softmax"))
+    """Log-softmax along ``dim``; more stable than ``log(softmax(x))`` (kernel op ``log_softmax``)."""
+    x = _as_tensor(x)
+    return dispatch("log_softmax", x, dim=_check_dim(x, dim, "log_softmax") % max(x.ndim, 1))
 
 
 def tanh(x: Tensor) -> Tensor:
-    """Hyperbolic tangent, element-wise."""
-    return Tanh.apply(x)
+    """Hyperbolic tangent, element-wise (kernel op ``tanh``)."""
+    return dispatch("tanh", _as_tensor(x))
 
 
 def gelu(x: Tensor) -> Tensor:
-    r"""GELU with the tanh approximation :math:`0.5x(1 + \tanh(\sqrt{2/\pi}(x + 0.044715x^3)))`."""
-    return Gelu.apply(x)
+    r"""GELU with the tanh approximation :math:`0.5x(1 + \tanh(\sqrt{2/\pi}(x + 0.044715x^3)))` (kernel op ``gelu``)."""
+    return dispatch("gelu", _as_tensor(x))
 
 
 # --- losses ------------------------------------------------------------------
@@ -284,25 +295,9 @@ class CrossEntropy(Function):
         reduction: str = "mean",
     ) -> Any:
         _check_reduction(reduction, ("mean", "sum"), "cross_entropy")
-        if y_pred.ndim not in (2, 3):
-            raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, T, C), got shape {tuple(y_pred.shape)}")
-        if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
-            raise ShapeError(
-                f"cross_entropy: targets of shape {tuple(y_true.shape)} do not match logits of shape "
-                f"{tuple(y_pred.shape)} (expected {tuple(y_pred.shape[:-1])})"
-            )
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+        targets = _check_class_targets(y_pred, y_true, ignore_index, label_smoothing)
         k = y_pred.shape[-1]
-        targets = _integer_targets(y_true, "cross_entropy")
         valid = targets != ignore_index
-        host = backend.to_numpy(targets)[backend.to_numpy(valid)]
-        if host.size and (host.min() < 0 or host.max() >= k):
-            bad = host[(host < 0) | (host >= k)]
-            raise ValueError(
-                f"cross_entropy: target {int(bad[0])} is out of range for {k} classes "
-                f"(valid: 0..{k - 1}, or ignore_index={ignore_index})"
-            )
         logits = y_pred.reshape(-1, k)
         flat_t = _lib.where(valid.reshape(-1), targets.reshape(-1), 0)
         self.valid = valid.reshape(-1).astype(y_pred.dtype)
@@ -325,6 +320,30 @@ class CrossEntropy(Function):
         g = backend.add_at(g, self.index, _lib.full(self.valid.shape, -(1 - self.eps), dtype=p.dtype))
         g = g * (self.valid * (self.scale * grad.data))[:, None]
         return g.reshape(self.shape), None
+
+
+def _check_class_targets(y_pred: Any, y_true: Any, ignore_index: int, label_smoothing: float) -> Any:
+    """Validate cross-entropy logits and targets (arrays); return the targets as integers."""
+    if y_pred.ndim not in (2, 3):
+        raise ShapeError(f"cross_entropy: logits must be (N, C) or (N, T, C), got shape {tuple(y_pred.shape)}")
+    if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
+        raise ShapeError(
+            f"cross_entropy: targets of shape {tuple(y_true.shape)} do not match logits of shape "
+            f"{tuple(y_pred.shape)} (expected {tuple(y_pred.shape[:-1])})"
+        )
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    k = y_pred.shape[-1]
+    targets = _integer_targets(y_true, "cross_entropy")
+    host = backend.to_numpy(targets)
+    host = host[host != ignore_index]
+    if host.size and (host.min() < 0 or host.max() >= k):
+        bad = host[(host < 0) | (host >= k)]
+        raise ValueError(
+            f"cross_entropy: target {int(bad[0])} is out of range for {k} classes "
+            f"(valid: 0..{k - 1}, or ignore_index={ignore_index})"
+        )
+    return targets
 
 
 def _integer_targets(y_true: Any, op: str) -> Any:
@@ -395,9 +414,25 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     reduction: str = "mean",
 ) -> Tensor:
-    """Cross entropy on logits (N, C) or (N, T, C) with class-index targets (N,) or (N, T)."""
-    return CrossEntropy.apply(
-        y_pred, _as_target(y_true), ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction
+    """Cross entropy on logits (N, C) or (N, T, C) with class-index targets (N,) or (N, T).
+
+    Runs the best registered ``cross_entropy`` kernel, :class:`CrossEntropy` by
+    default (see its docstring for the formula and the edge cases). Targets are
+    checked here, before any kernel sees them: shapes, integer values, and the
+    range ``0..C-1`` (or ``ignore_index``).
+    """
+    targets = _as_target(y_true)
+    if registry.sole("cross_entropy") is None:  # a plugin may run: hand it checked int targets
+        _check_reduction(reduction, ("mean", "sum"), "cross_entropy")
+        _check_class_targets(y_pred.data, targets.data, ignore_index, label_smoothing)
+        targets = Tensor(_integer_targets(targets.data, "cross_entropy"), requires_grad=False)
+    return dispatch(
+        "cross_entropy",
+        y_pred,
+        targets,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
     )
 
 
@@ -421,7 +456,6 @@ def _attention_inputs(
     query: Tensor, key: Tensor, value: Tensor, mask: Any, is_causal: bool, dropout_prob: float
 ) -> Tuple[Any, Any]:
     """Validate an attention call; return (AttentionInputs, mask array or None)."""
-    from autograd.kernels.registry import AttentionInputs
     from autograd.tensor import is_grad_enabled
 
     q, k, v = query.shape, key.shape, value.shape
@@ -507,13 +541,11 @@ def scaled_dot_product_attention(
     Returns:
         (B, H, Tq, Dv) in the query's dtype.
     """
-    from autograd.kernels.registry import select
-
     inputs, mask_arr = _attention_inputs(query, key, value, mask, is_causal, dropout_prob)
-    impl = select(inputs, implementation)
+    impl = registry.select(inputs, implementation)
     if inputs.dropout_prob > 0.0 and seed is None:
         seed = backend.random_seed()
-    return impl.attention(
+    out = impl.attention(
         query,
         key,
         value,
@@ -523,6 +555,8 @@ def scaled_dot_product_attention(
         scale=scale,
         seed=seed,
     )
+    check_attention_output(impl, inputs, out)
+    return out
 
 
 def explain_attention(
@@ -539,18 +573,14 @@ def explain_attention(
 
     Returns an :class:`autograd.kernels.Explanation`; ``print`` it for a readable report.
     """
-    from autograd.kernels.registry import explain
-
     inputs, _ = _attention_inputs(query, key, value, mask, is_causal, dropout_prob)
-    return explain(inputs, implementation)
+    return registry.explain(inputs, implementation)
 
 
 def _mlx_kernel() -> Any:
-    from autograd.kernels.registry import UnknownAttentionImplementationError, get
-
     try:
-        impl = get(MLX_KERNEL_NAME)
-    except UnknownAttentionImplementationError:
+        impl = registry.get(MLX_KERNEL_NAME)
+    except registry.UnknownAttentionImplementationError:
         raise RuntimeError(
             "the custom MLX attention kernel is not installed: pip install autograd-kernels-mlx "
             "(it runs with the mlx backend: AUTOGRAD_BACKEND=mlx)"

@@ -8,8 +8,8 @@ from typing import Any, List, Optional, Tuple
 import mlx.core as mx
 
 from autograd.kernels import AttentionImplementation, AttentionInputs
+from autograd.kernels.dropout import keep_scale as hashed_keep_scale
 from autograd.tensor import Function, Tensor, is_grad_enabled
-from autograd_kernels_mlx import dropout
 from autograd_kernels_mlx.flash import BLOCK, NEG, flash_backward, flash_forward
 
 __all__ = ["MLXFlashAttention", "FlashAttentionFunction"]
@@ -43,7 +43,8 @@ def _keep_fn(batch: int, heads: int, dropout_prob: float, seed: Optional[int], k
     if dropout_prob <= 0.0:
         return lambda rows, cols: None
     seed = 0 if seed is None else int(seed)
-    return lambda rows, cols: dropout.keep_scale(seed, batch, heads, rows, cols, dropout_prob)
+    # Core's counter-based decisions (autograd.kernels.dropout): the same elements as the dense and tiled paths.
+    return lambda rows, cols: hashed_keep_scale(seed, batch, heads, rows, cols, dropout_prob, mx.float32)
 
 
 class FlashAttentionFunction(Function):

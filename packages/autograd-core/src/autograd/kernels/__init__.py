@@ -1,23 +1,51 @@
-"""Attention kernels as plugins: the contract, the registry and the dispatcher's selection.
+"""Kernels for hot ops as plugins: the contracts, the registry and the dispatcher's selection.
 
 ``python -m autograd.kernels`` (or the ``autograd-kernels`` command) lists every
-registered implementation. See :mod:`autograd.kernels.registry` for the rules
-and :class:`AttentionImplementation` for the contract; the dense reference is
-:mod:`autograd.kernels.dense`.
+registered implementation. :mod:`autograd.kernels.contracts` holds each op's
+contract, :mod:`autograd.kernels.registry` the discovery and selection rules,
+:mod:`autograd.kernels.reference` (and :mod:`autograd.kernels.dense` for
+attention) the reference implementations, and :mod:`autograd.kernels.dropout`
+the attention dropout decision.
 """
 
+from autograd.kernels.contracts import (
+    OPS,
+    AdamImplementation,
+    AttentionImplementation,
+    AttentionInputs,
+    Conv2dImplementation,
+    CrossEntropyImplementation,
+    EmbeddingImplementation,
+    FunctionKernel,
+    GeluImplementation,
+    LayerNormImplementation,
+    LogSoftmaxImplementation,
+    MaxPool2dImplementation,
+    ReluImplementation,
+    SigmoidImplementation,
+    SoftmaxImplementation,
+    TanhImplementation,
+    dispatch,
+)
 from autograd.kernels.registry import (
     ENTRY_POINT_GROUP,
     ENV_VAR,
-    AttentionImplementation,
-    AttentionInputs,
+    KERNELS_ENTRY_POINT_GROUP,
+    KERNELS_ENV_VAR,
     AttentionNotSupportedError,
     Candidate,
     Explanation,
+    KernelImplementation,
+    KernelInputs,
+    KernelNotSupportedError,
+    KernelOutputError,
+    LoadFailure,
     UnknownAttentionImplementationError,
+    UnknownKernelError,
     explain,
     get,
     implementations,
+    load_failures,
     register,
     reset,
     select,
@@ -25,17 +53,41 @@ from autograd.kernels.registry import (
 )
 
 __all__ = [
+    "OPS",
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
+    "KERNELS_ENTRY_POINT_GROUP",
+    "KERNELS_ENV_VAR",
+    "KernelImplementation",
+    "KernelInputs",
+    "FunctionKernel",
     "AttentionImplementation",
     "AttentionInputs",
+    "LayerNormImplementation",
+    "SoftmaxImplementation",
+    "LogSoftmaxImplementation",
+    "GeluImplementation",
+    "ReluImplementation",
+    "SigmoidImplementation",
+    "TanhImplementation",
+    "CrossEntropyImplementation",
+    "Conv2dImplementation",
+    "MaxPool2dImplementation",
+    "EmbeddingImplementation",
+    "AdamImplementation",
+    "KernelNotSupportedError",
     "AttentionNotSupportedError",
+    "UnknownKernelError",
+    "UnknownAttentionImplementationError",
+    "KernelOutputError",
+    "LoadFailure",
     "Candidate",
     "Explanation",
-    "UnknownAttentionImplementationError",
+    "dispatch",
     "explain",
     "get",
     "implementations",
+    "load_failures",
     "register",
     "reset",
     "select",

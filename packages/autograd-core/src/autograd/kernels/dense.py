@@ -14,7 +14,8 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import dtype_name
-from autograd.kernels.registry import AttentionImplementation
+from autograd.kernels.contracts import AttentionImplementation
+from autograd.kernels.dropout import keep_scale
 from autograd.tensor import Tensor
 
 __all__ = ["DenseAttention", "dense_attention", "dropout_keep_scale", "causal_forbidden", "mask_value"]
@@ -33,12 +34,14 @@ def causal_forbidden(seq_q: int, seq_k: int) -> Any:
 
 
 def dropout_keep_scale(shape: Tuple[int, ...], dropout_prob: float, seed: int, dtype: Any) -> Any:
-    """The dense path's dropout multiplier: ``keep / (1 - p)`` from a NumPy generator seeded with ``seed``.
+    """The dropout multiplier ``keep / (1 - p)`` of a whole (B, H, Tq, Tk) score matrix.
 
-    The same seed gives the same mask on every backend.
+    The decisions are :func:`autograd.kernels.dropout.keep_mask`'s, so the
+    dense and tiled implementations drop the same elements for a seed, on
+    every backend.
     """
-    keep = np.random.default_rng(seed).random(shape) >= dropout_prob
-    return backend.asarray((keep / (1.0 - dropout_prob)).astype(np.float32)).astype(dtype)
+    b, h, tq, tk = shape
+    return keep_scale(seed, b, h, range(tq), range(tk), dropout_prob, dtype)
 
 
 def dense_attention(

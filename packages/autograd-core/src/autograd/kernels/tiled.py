@@ -38,10 +38,11 @@ from typing import Any, List, Optional, Tuple
 
 from autograd import backend
 from autograd.backend import lib as _lib
-from autograd.kernels.registry import AttentionImplementation, AttentionInputs
+from autograd.kernels.contracts import AttentionImplementation, AttentionInputs
+from autograd.kernels.dropout import keep_scale
 from autograd.tensor import Function, Tensor
 
-__all__ = ["NumpyTiledAttention", "TiledAttentionFunction", "keep_scale", "BLOCK", "MIN_SEQ"]
+__all__ = ["NumpyTiledAttention", "TiledAttentionFunction", "BLOCK", "MIN_SEQ"]
 
 #: Keys per tile (see the module docstring).
 BLOCK = 128
@@ -49,27 +50,6 @@ BLOCK = 128
 #: benchmarks/bench_attention.py on a 2-core x86_64 machine; see the core README).
 MIN_SEQ = 512
 NEG = -1.0e9
-
-
-def _mix(x: Any) -> Any:
-    """32-bit integer hash (lowbias32) on uint32 arrays."""
-    x = x ^ (x >> 16)
-    x = x * 0x7FEB352D
-    x = x ^ (x >> 15)
-    x = x * 0x846CA68B
-    return x ^ (x >> 16)
-
-
-def keep_scale(seed: int, batch: int, heads: int, rows: range, cols: range, p: float, dtype: Any) -> Any:
-    """``keep / (1 - p)`` for the (batch, heads, rows, cols) tile; a function of the seed and positions only."""
-    u32 = backend.dtype("uint32")
-    bh = _lib.arange(batch * heads, dtype=u32).reshape(batch, heads, 1, 1)
-    stream = _mix(_lib.asarray(seed & 0xFFFFFFFF, dtype=u32) + (bh + 1) * 0x9E3779B9)
-    i = _lib.arange(rows.start, rows.stop, dtype=u32).reshape(-1, 1)
-    j = _lib.arange(cols.start, cols.stop, dtype=u32).reshape(1, -1)
-    x = _mix(_mix(stream ^ _mix(i + 1)) + j * 0x85EBCA6B)
-    uniform = (x >> 8).astype(dtype) * (1.0 / (1 << 24))
-    return _lib.where(uniform >= p, 1.0 / (1.0 - p), 0.0).astype(dtype)
 
 
 def _transposed(tile: Any) -> Any:
@@ -193,8 +173,9 @@ class NumpyTiledAttention(AttentionImplementation):
     """Tiled, memory-linear attention for the numpy backend (float32 and float64).
 
     Takes every input the dense path takes (bool and additive masks, causal,
-    Tq != Tk, dropout). In automatic selection it declines sequences shorter
-    than ``min_seq`` keys, where the dense path is faster.
+    Tq != Tk, dropout). Automatic selection passes it over for sequences
+    shorter than ``min_seq`` keys, where the dense path is faster; named with
+    ``implementation="numpy_tiled"`` it runs on any length.
     """
 
     name = "numpy_tiled"
@@ -209,9 +190,13 @@ class NumpyTiledAttention(AttentionImplementation):
         reasons = super().check(inputs)
         if inputs.dtype not in ("float32", "float64"):
             reasons.append(f"dtype {inputs.dtype} is not supported (float32, float64)")
-        if inputs.seq_k < self.min_seq:
-            reasons.append(f"{inputs.seq_k} keys: below {self.min_seq} the dense path is faster")
         return reasons
+
+    def advise(self, inputs: AttentionInputs) -> List[str]:
+        """Short sequences: it can take them (and does when named), but dense is faster there."""
+        if inputs.seq_k < self.min_seq:
+            return [f"{inputs.seq_k} keys: below {self.min_seq} the dense path is faster"]
+        return []
 
     def attention(
         self,

@@ -1,19 +1,20 @@
-"""Convolution and pooling over strided windows: one matmul per layer, no Python loop over pixels."""
+"""Convolution and pooling layers, computed by the ``conv2d`` and ``max_pool2d`` kernel ops."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from autograd import backend
-from autograd.backend import lib as _lib
 from autograd.functional import relu
 from autograd.init import xavier_uniform
+from autograd.kernels.contracts import dispatch
+from autograd.kernels.reference import MaxPool2dFunction
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
-from autograd.tensor import Function, Tensor
+from autograd.tensor import Tensor
 
 __all__ = ["Conv2d", "MaxPool2d", "MaxPool2dFunction", "ResidualBlock", "extract_windows"]
 
@@ -62,7 +63,8 @@ class Conv2d(Module):
     Shapes: weight (out_channels, in_channels, k, k), bias (out_channels,);
     input (N, in_channels, H, W) -> output (N, out_channels, H_out, W_out).
     ``"valid"``: ``H_out = (H - k) // stride + 1``; ``"same"``: ``H_out = ceil(H / stride)``.
-    Computed as windows (im2col) times the flattened kernel: one matmul.
+    Runs the best registered ``conv2d`` kernel (:mod:`autograd.kernels`);
+    core's reference computes windows (im2col) times the flattened kernel: one matmul.
 
     Examples:
         >>> Conv2d(3, 8, kernel_size=3, padding_mode="same")(Tensor(xp.random.randn(2, 3, 32, 32))).shape
@@ -97,49 +99,10 @@ class Conv2d(Module):
         k = self.kernel_size
         if self.padding_mode == "valid" and (x.shape[2] < k or x.shape[3] < k):
             check(False, self, f"at least {k} x {k} pixels for kernel_size {k}", x)
-        windows, (ho, wo) = extract_windows(x, k, self.stride, self.padding_mode)
-        n = x.shape[0]
-        cols = windows.reshape(ho * wo * n, self.in_channels * k * k)
-        out = cols @ self.weight.reshape(self.out_channels, -1).T  # (Ho*Wo*N, out)
-        out = out.reshape(ho, wo, n, self.out_channels).permute(2, 3, 0, 1)
-        if self.bias is not None:
-            out = out + self.bias.reshape(1, self.out_channels, 1, 1)
-        return out
-
-
-def _offsets(k: int, s: int, ho: int, wo: int) -> List[Tuple[int, int, Tuple[slice, ...]]]:
-    # One strided slice per kernel offset (i, j): the (N, C, Ho, Wo) grid of pixels it covers.
-    return [
-        (i, j, (slice(None), slice(None), slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s)))
-        for i in range(k)
-        for j in range(k)
-    ]
-
-
-class MaxPool2dFunction(Function):
-    """Max over k x k windows of an (N, C, H, W) array, as k*k element-wise maxima of strided slices.
-
-    Backward: each window's gradient goes to its maxima, split equally among ties.
-    """
-
-    def forward(self, x: Any, kernel_size: int, stride: int) -> Any:
-        k, s = kernel_size, stride
-        ho, wo = (x.shape[2] - k) // s + 1, (x.shape[3] - k) // s + 1
-        self.x, self.slices = x, _offsets(k, s, ho, wo)
-        out = None
-        for _, _, region in self.slices:
-            out = x[region] if out is None else _lib.maximum(out, x[region])
-        self.out = out
-        return out
-
-    def backward(self, grad: Tensor) -> Any:
-        hits = [self.x[region] == self.out for _, _, region in self.slices]
-        count = sum(h.astype(grad.data.dtype) for h in hits)
-        share = grad.data / count
-        gx = _lib.zeros(self.x.shape, dtype=grad.data.dtype)
-        for hit, (_, _, region) in zip(hits, self.slices):
-            gx = backend.add_at(gx, region, _lib.where(hit, share, 0))
-        return gx
+        padding = (0, 0, 0, 0)
+        if self.padding_mode == "same":
+            padding = _same_padding(x.shape[2], k, self.stride) + _same_padding(x.shape[3], k, self.stride)
+        return dispatch("conv2d", x, self.weight, self.bias, stride=self.stride, padding=padding)
 
 
 class MaxPool2d(Module):
@@ -172,7 +135,7 @@ class MaxPool2d(Module):
                 x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
         if x.shape[2] < self.kernel_size or x.shape[3] < self.kernel_size:
             check(False, self, f"at least {self.kernel_size} x {self.kernel_size} pixels", x)
-        return MaxPool2dFunction.apply(x, kernel_size=self.kernel_size, stride=self.stride)
+        return dispatch("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride)
 
 
 class ResidualBlock(Module):

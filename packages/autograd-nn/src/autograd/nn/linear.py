@@ -8,6 +8,7 @@ import numpy as np
 
 from autograd import backend
 from autograd.init import xavier_uniform
+from autograd.kernels.contracts import dispatch
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
 from autograd.tensor import Tensor, TensorIndexError
@@ -51,7 +52,8 @@ class Embedding(Module):
     PyTorch; input (batch, seq) of indices in ``[0, input_size)`` -> output
     (batch, seq, embedding_size). Repeated indices accumulate gradients.
     Indices outside ``[0, input_size)`` (negative ones included, as in
-    PyTorch) raise ``IndexError`` on every backend.
+    PyTorch) raise ``IndexError`` on every backend. Runs the ``embedding``
+    kernel op (its backward, a scatter-add, is the hot part).
 
     Examples:
         >>> Embedding(100, 16)(Tensor(xp.array([[1, 5, 20], [2, 10, 30]]))).shape
@@ -84,4 +86,4 @@ class Embedding(Module):
                     f"Embedding: index {bad} is out of range for {self.input_size} embeddings "
                     f"(valid: 0..{self.input_size - 1}; indices of shape {tuple(idx.shape)})"
                 )
-        return self.weight.gather(idx)
+        return dispatch("embedding", self.weight, idx)

@@ -1,61 +1,27 @@
-"""LayerNorm (one fused Function) and BatchNorm (composed of Tensor ops)."""
+"""LayerNorm (the ``layer_norm`` kernel op) and BatchNorm (composed of Tensor ops)."""
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any
 
 import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
+from autograd.kernels.contracts import dispatch
+from autograd.kernels.reference import LayerNormFunction
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
-from autograd.tensor import Function, Tensor, no_grad
+from autograd.tensor import Tensor, no_grad
 
 __all__ = ["LayerNorm", "BatchNorm", "LayerNormFunction"]
 
 
-class LayerNormFunction(Function):
-    r"""Layer normalization over the last axis: :math:`y = \hat{x} w + b`.
-
-    :math:`\hat{x} = (x - \mu) / \sqrt{\sigma^2 + \epsilon}` with mean and variance over the last axis.
-
-    Backward, with :math:`g` the upstream gradient, :math:`r = 1/\sqrt{\sigma^2+\epsilon}`
-    and :math:`d\hat{x} = g w`:
-    :math:`dx = r\,(d\hat{x} - \overline{d\hat{x}} - \hat{x}\,\overline{d\hat{x}\,\hat{x}})`
-    (means over the last axis), :math:`dw = \sum g \hat{x}`, :math:`db = \sum g`
-    (sums over every other axis).
-    """
-
-    def forward(self, x: Any, weight: Any, bias: Any, epsilon: float = 1e-5) -> Any:
-        mu = _lib.mean(x, axis=-1, keepdims=True)
-        xc = x - mu
-        var = _lib.mean(xc * xc, axis=-1, keepdims=True)
-        self.rstd = 1.0 / _lib.sqrt(var + epsilon)
-        self.xhat = xc * self.rstd
-        self.weight = weight
-        return self.xhat * weight + bias
-
-    def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
-        g, xhat = grad.data, self.xhat
-        lead = tuple(range(g.ndim - 1))
-        dx = dw = db = None
-        if self.needs_input_grad[0]:
-            dxhat = g * self.weight
-            dx = self.rstd * (
-                dxhat
-                - _lib.mean(dxhat, axis=-1, keepdims=True)
-                - xhat * _lib.mean(dxhat * xhat, axis=-1, keepdims=True)
-            )
-        if self.needs_input_grad[1]:
-            dw = _lib.sum(g * xhat, axis=lead)
-        if self.needs_input_grad[2]:
-            db = _lib.sum(g, axis=lead)
-        return dx, dw, db
-
-
 class LayerNorm(Module):
     """Normalize each example over its last axis, then scale and shift (learned).
+
+    Runs the best registered ``layer_norm`` kernel (:mod:`autograd.kernels`);
+    core's reference is :class:`LayerNormFunction`.
 
     Shapes: weight and bias (input_size,); input (..., input_size) -> same shape.
 
@@ -74,7 +40,7 @@ class LayerNorm(Module):
         """(..., input_size) -> (..., input_size)."""
         x = as_input(x)
         check(x.ndim >= 1 and x.shape[-1] == self.input_size, self, f"(..., {self.input_size})", x)
-        return LayerNormFunction.apply(x, self.weight, self.bias, epsilon=self.epsilon)
+        return dispatch("layer_norm", x, self.weight, self.bias, eps=self.epsilon)
 
 
 class BatchNorm(Module):
