@@ -1,0 +1,1 @@
+"""Fused, multithreaded Numba kernels for the NumPy backend (placeholder while the kernels land)."""

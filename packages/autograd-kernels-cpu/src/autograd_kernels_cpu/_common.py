@@ -1,0 +1,87 @@
+"""What every kernel module shares: the Numba options, input checks and vectorized row reductions.
+
+Every kernel is compiled with ``error_model="numpy"`` (IEEE division: a
+Python-style zero-division check would stop LLVM from vectorizing any loop
+that divides) and ``cache=True`` (compiled code is kept on disk, so only the
+first run of a process compiles). No kernel uses fast-math on its element-wise
+arithmetic, which therefore rounds exactly like NumPy's; only the reductions
+below may reorder their sums (``reassoc``), which is what lets them vectorize.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+__all__ = ["OPTS", "UnsupportedInputError", "check_float", "row_sum", "row_dot", "row_max"]
+
+#: Options of every kernel (the parallel ones add ``parallel=True``).
+OPTS = {"cache": True, "error_model": "numpy"}
+_REDUCE = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "nsz"}}
+
+
+class UnsupportedInputError(ValueError):
+    """A kernel declines these inputs (dtype, layout or shape it does not cover); the message says why."""
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_float(op: str, **arrays: Any) -> np.dtype:
+    """The common dtype of ``arrays``: each a C-contiguous float32 or float64 NumPy array, all of one dtype.
+
+    Raises:
+        UnsupportedInputError: naming the argument and what is wrong with it.
+    """
+    dtype = None
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise UnsupportedInputError(f"{op}: {name} is a {type(a).__name__}, not a NumPy array")
+        if a.dtype not in _FLOATS:
+            raise UnsupportedInputError(f"{op}: {name} has dtype {a.dtype}; only float32 and float64 are covered")
+        if dtype is not None and a.dtype != dtype:
+            raise UnsupportedInputError(f"{op}: {name} has dtype {a.dtype}, the other inputs {dtype}")
+        if not a.flags.c_contiguous:
+            raise UnsupportedInputError(f"{op}: {name} is not C-contiguous (pass np.ascontiguousarray(...))")
+        dtype = a.dtype
+    assert dtype is not None
+    return dtype
+
+
+def check_int(op: str, name: str, a: Any) -> None:
+    """``a`` is a C-contiguous int32 or int64 NumPy array."""
+    if not isinstance(a, np.ndarray) or a.dtype not in (np.dtype(np.int32), np.dtype(np.int64)):
+        what = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+        raise UnsupportedInputError(f"{op}: {name} must be an int32 or int64 array, got {what}")
+    if not a.flags.c_contiguous:
+        raise UnsupportedInputError(f"{op}: {name} is not C-contiguous")
+
+
+@njit(**_REDUCE)
+def row_sum(a):  # type: ignore[no-untyped-def]
+    """Sum of a 1-D array, accumulated in float64."""
+    s = 0.0
+    for j in range(a.size):
+        s += np.float64(a[j])
+    return s
+
+
+@njit(**_REDUCE)
+def row_dot(a, b):  # type: ignore[no-untyped-def]
+    """Sum of ``a * b`` (each product rounded in the inputs' dtype, as NumPy does), accumulated in float64."""
+    s = 0.0
+    for j in range(a.size):
+        s += np.float64(a[j] * b[j])
+    return s
+
+
+@njit(**OPTS)
+def row_max(a):  # type: ignore[no-untyped-def]
+    """Max of a non-empty 1-D array; NaN if any element is NaN (as NumPy's max)."""
+    m = a[0]
+    for j in range(1, a.size):
+        v = a[j]
+        m = v if (v > m or v != v) else m
+    return m

@@ -1,0 +1,360 @@
+"""Memory-linear attention for NumPy: BLAS for the products, one fused Numba pass per score block.
+
+Shapes: q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv); out (B, H, Tq, Dv)
+and the per-row log-sum-exp ``lse`` (B, H, Tq). Semantics are those of
+``autograd.kernels.tiled`` (numpy_tiled): ``scores = (q * scale) @ k^T + bias``;
+causal attention lets query ``i`` see keys ``j <= i + Tk - Tq``; dropout keeps
+element (b, h, i, j) by core's ``keep_scale`` hash of the seed and that
+position (reproduced here bit for bit), so the backward regenerates it; rows
+that see no key give 0 output, ``lse = +inf`` and 0 gradients.
+
+Forward, per block of ``_Q_BLOCK`` query rows and every key those rows can
+see (batched over B x H by NumPy's matmul, which calls BLAS per matrix):
+
+    S = q_blk @ k^T                          (BLAS)
+    P = softmax(S + bias) * keep, lse         (one Numba pass, parallel over rows)
+    out_blk = P @ v                           (BLAS, written in place)
+
+Backward, per block of ``_K_BLOCK`` keys and every query row that sees them:
+
+    S = q @ k_blk^T, dP = dO @ v_blk^T        (BLAS)
+    P = exp(S + bias - lse), dS = P (dP keep - rowsum(dO O))   (one Numba pass)
+    dV_blk = (P keep)^T dO, dK_blk = dS^T q, dQ += dS k_blk     (BLAS)
+
+Extra memory is a few (B, H, rows, block) score arrays, so it grows linearly
+with T. BLAS runs from Python with its own threads; Numba's threads run only
+in the element-wise passes between the products, never around a BLAS call.
+Results match the reference to float rounding (blocks and exp differ).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import numpy as np
+from numba import njit, prange
+
+from autograd_kernels_cpu._common import OPTS, UnsupportedInputError, check_float
+from autograd_kernels_cpu._math import fast_exp
+from autograd_kernels_cpu._threads import chunks
+
+__all__ = ["attention_forward", "attention_backward", "keep_scale"]
+
+_Q_BLOCK = 256  # query rows per forward step
+_K_BLOCK = 256  # keys per backward step
+_MIN_WORK = 1 << 15
+
+
+@njit(**OPTS)
+def _mix(x):  # type: ignore[no-untyped-def]
+    """lowbias32 on a uint32 (the products are taken modulo 2**32, as NumPy's uint32 arrays do)."""
+    x = np.uint32(x ^ (x >> np.uint32(16)))
+    x = np.uint32(x * np.uint32(0x7FEB352D))
+    x = np.uint32(x ^ (x >> np.uint32(15)))
+    x = np.uint32(x * np.uint32(0x846CA68B))
+    return np.uint32(x ^ (x >> np.uint32(16)))
+
+
+@njit(**OPTS)
+def _row_stream(seed, bh, i):  # type: ignore[no-untyped-def]
+    """The part of the keep hash shared by one query row: mix(stream(b, h) ^ mix(i + 1))."""
+    stream = _mix(np.uint32(np.uint32(seed) + np.uint32((bh + 1) * np.uint32(0x9E3779B9))))
+    return _mix(np.uint32(stream ^ _mix(np.uint32(i + 1))))
+
+
+@njit(**OPTS)
+def _keep(row_stream, j, p32, keep_value, zero):  # type: ignore[no-untyped-def]
+    """``keep / (1 - p)`` of key ``j`` in a row: uniform = (hash >> 8) / 2**24, kept when uniform >= p."""
+    x = _mix(np.uint32(row_stream + np.uint32(np.uint32(j) * np.uint32(0x85EBCA6B))))
+    uniform = np.float64(x >> np.uint32(8)) * (1.0 / (1 << 24))
+    return keep_value if uniform >= p32 else zero
+
+
+@njit(**OPTS)
+def _softmax_row(row, brow, has_bias, limit, bh, i, j0, seed, p32, keep_value):  # type: ignore[no-untyped-def]
+    """Scores of one query row -> probabilities (times the dropout keep) in place; returns lse (float64)."""
+    t_ = row.dtype.type
+    zero = t_(0.0)
+    if limit <= 0:
+        row[:] = zero
+        return np.inf
+    if has_bias:
+        for j in range(limit):
+            row[j] += brow[j]
+    m = row[0]
+    for j in range(1, limit):
+        m = row[j] if row[j] > m else m
+    total = 0.0
+    for j in range(limit):
+        e = fast_exp(row[j] - m)
+        row[j] = e
+        total += np.float64(e)
+    inv = t_(1.0 / total)
+    for j in range(limit):
+        row[j] = row[j] * inv
+    if p32 > 0.0:
+        stream = _row_stream(seed, bh, i)
+        kept = t_(keep_value)  # rounded to the dtype, as the reference's keep_scale array is
+        for j in range(limit):
+            row[j] = row[j] * _keep(stream, j0 + j, p32, kept, zero)
+    row[limit:] = zero
+    return np.float64(m) + np.log(total)
+
+
+@njit(**OPTS)
+def _fwd_rows(s, lse, bias, has_bias, r0, offset, causal, seed, p32, keep_value, lo, hi):  # type: ignore[no-untyped-def]
+    # s: (B, H, nq, kend) scores of query rows r0..r0+nq; rows lo..hi of the flattened (b, h, r) range.
+    heads, nq, kend = s.shape[1], s.shape[2], s.shape[3]
+    for t in range(lo, hi):
+        b, h, r = t // (heads * nq), (t // nq) % heads, t % nq
+        i = r0 + r
+        limit = min(kend, i + offset + 1) if causal else kend
+        lse[b, h, i] = _softmax_row(
+            s[b, h, r], bias[b, h, i], has_bias, limit, b * heads + h, i, 0, seed, p32, keep_value
+        )
+
+
+@njit(parallel=True, **OPTS)
+def _fwd_par(s, lse, bias, has_bias, r0, offset, causal, seed, p32, keep_value, pieces):  # type: ignore[no-untyped-def]
+    rows = s.shape[0] * s.shape[1] * s.shape[2]
+    for p in prange(pieces):
+        lo, hi = p * rows // pieces, (p + 1) * rows // pieces
+        _fwd_rows(s, lse, bias, has_bias, r0, offset, causal, seed, p32, keep_value, lo, hi)
+
+
+@njit(**OPTS)
+def _bwd_rows(s, dp, pd, lse, delta, bias, has_bias, r0, c0, offset, causal, seed, p32, keep_value, lo, hi):  # type: ignore[no-untyped-def]
+    # s: (B, H, nr, nk) scores of rows r0.. against keys c0..; becomes P. dp: dO v^T, becomes dS.
+    # pd: P * keep (written only with dropout).
+    heads, nr, nk = s.shape[1], s.shape[2], s.shape[3]
+    t_ = s.dtype.type
+    zero, kept = t_(0.0), t_(keep_value)
+    for t in range(lo, hi):
+        b, h, r = t // (heads * nr), (t // nr) % heads, t % nr
+        i = r0 + r
+        srow, drow = s[b, h, r], dp[b, h, r]
+        limit = max(0, min(nk, i + offset + 1 - c0)) if causal else nk
+        m = lse[b, h, i]
+        d = t_(delta[b, h, i])
+        if has_bias:
+            brow = bias[b, h, i, c0:]
+            for j in range(limit):
+                srow[j] += brow[j]
+        for j in range(limit):
+            srow[j] = fast_exp(srow[j] - m)  # lse = +inf for rows that see nothing: p = 0
+        srow[limit:] = zero
+        if p32 > 0.0:
+            stream = _row_stream(seed, b * heads + h, i)
+            prow = pd[b, h, r]
+            for j in range(limit):
+                keep = _keep(stream, c0 + j, p32, kept, zero)
+                prow[j] = srow[j] * keep
+                drow[j] = srow[j] * (drow[j] * keep - d)
+            prow[limit:] = zero
+        else:
+            for j in range(limit):
+                drow[j] = srow[j] * (drow[j] - d)
+        drow[limit:] = zero
+
+
+@njit(parallel=True, **OPTS)
+def _bwd_par(s, dp, pd, lse, delta, bias, has_bias, r0, c0, offset, causal, seed, p32, keep_value, pieces):  # type: ignore[no-untyped-def]
+    rows = s.shape[0] * s.shape[1] * s.shape[2]
+    for p in prange(pieces):
+        lo, hi = p * rows // pieces, (p + 1) * rows // pieces
+        _bwd_rows(s, dp, pd, lse, delta, bias, has_bias, r0, c0, offset, causal, seed, p32, keep_value, lo, hi)
+
+
+@njit(**OPTS)
+def _row_dots(a, b, out):  # type: ignore[no-untyped-def]
+    # out[b, h, i] = sum_d a[b, h, i, d] * b[b, h, i, d] (float64 accumulation)
+    for x in range(a.shape[0]):
+        for y in range(a.shape[1]):
+            for i in range(a.shape[2]):
+                ra, rb = a[x, y, i], b[x, y, i]
+                s = 0.0
+                for d in range(ra.size):
+                    s += np.float64(ra[d] * rb[d])
+                out[x, y, i] = s
+
+
+def keep_scale(seed: int, batch: int, heads: int, rows: range, cols: range, p: float, dtype: Any) -> np.ndarray:
+    """``keep / (1 - p)`` for the (batch, heads, rows, cols) tile, as ``autograd.kernels.tiled.keep_scale``.
+
+    The same hash as the kernels use inside (for tests and for callers that need the mask).
+    """
+    out = np.empty((batch, heads, len(rows), len(cols)), dtype)
+    _keep_tile(out, int(seed) & 0xFFFFFFFF, rows.start, cols.start, _p_in(dtype, p), float(1.0 / (1.0 - p)))
+    return out
+
+
+@njit(**OPTS)
+def _keep_tile(out, seed, i0, j0, p32, keep_value):  # type: ignore[no-untyped-def]
+    t_ = out.dtype.type
+    heads = out.shape[1]
+    for b in range(out.shape[0]):
+        for h in range(heads):
+            for r in range(out.shape[2]):
+                stream = _row_stream(seed, b * heads + h, i0 + r)
+                for c in range(out.shape[3]):
+                    out[b, h, r, c] = _keep(stream, j0 + c, p32, t_(keep_value), t_(0.0))
+
+
+def _p_in(dtype: Any, p: float) -> float:
+    # The reference compares the uniform draw with p as an array of `dtype` meets a Python float: in dtype.
+    return float(np.dtype(dtype).type(p))
+
+
+def _check(
+    op: str, q: np.ndarray, k: np.ndarray, v: np.ndarray, bias: Optional[np.ndarray], dropout_p: float
+) -> Tuple[np.dtype, np.ndarray, bool]:
+    dtype = check_float(op, q=q, k=k, v=v)
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4 or q.shape[:2] != k.shape[:2] or k.shape[:3] != v.shape[:3]:
+        raise ValueError(
+            f"{op}: expected q (B, H, Tq, D), k (B, H, Tk, D), v (B, H, Tk, Dv); got {q.shape}, {k.shape}, {v.shape}"
+        )
+    if q.shape[3] != k.shape[3]:
+        raise ValueError(f"{op}: q and k head dims differ: {q.shape} and {k.shape}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+    target = (q.shape[0], q.shape[1], q.shape[2], k.shape[2])
+    if bias is None:
+        # A zero-strided stand-in keeps one compiled signature with and without a bias.
+        return dtype, np.broadcast_to(np.zeros((1, 1, 1, 1), dtype), target), False
+    if not isinstance(bias, np.ndarray) or bias.dtype.kind != "f":
+        raise UnsupportedInputError(f"{op}: bias must be a floating NumPy array (an additive mask)")
+    if bias.ndim > 4:
+        raise ValueError(f"{op}: bias of shape {bias.shape} does not broadcast to {target}")
+    b4 = bias.astype(dtype, copy=False).reshape((1,) * (4 - bias.ndim) + bias.shape)
+    try:
+        return dtype, np.broadcast_to(b4, target), True
+    except ValueError:
+        raise ValueError(f"{op}: bias of shape {bias.shape} does not broadcast to {target}") from None
+
+
+def _transposed(a: np.ndarray) -> np.ndarray:
+    # (B, H, D, T) in C order: slices of it are row-contiguous matrices, which batched matmul hands to BLAS.
+    return np.ascontiguousarray(a.swapaxes(-1, -2))
+
+
+def attention_forward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    scale: float,
+    causal: bool = False,
+    bias: Optional[np.ndarray] = None,
+    dropout_p: float = 0.0,
+    seed: int = 0,
+) -> Tuple[np.ndarray, np.ndarray]:
+    """``softmax(q k^T * scale + bias) (dropped out) @ v``, memory-linear in the sequence length.
+
+    Args:
+        q: (B, H, Tq, D). k: (B, H, Tk, D). v: (B, H, Tk, Dv); one dtype, float32 or float64.
+        scale: multiplies the scores (usually ``1/sqrt(D)``).
+        causal: query ``i`` sees keys ``j <= i + Tk - Tq``.
+        bias: None, or an additive array broadcastable to (B, H, Tq, Tk), already scaled
+            (0 allows, -1e9 forbids).
+        dropout_p, seed: dropout on the probabilities, with core's keep hash of ``seed``.
+
+    Returns:
+        ``(out, lse)``: (B, H, Tq, Dv) and the (B, H, Tq) log-sum-exp of each row's scores
+        (``+inf`` for rows that see no key, whose output is 0).
+    """
+    op = "attention_forward"
+    dtype, bias4, has_bias = _check(op, q, k, v, bias, dropout_p)
+    bsz, heads, tq, _ = q.shape
+    tk, dv = k.shape[2], v.shape[3]
+    offset = tk - tq
+    qs = q * dtype.type(scale)
+    k_t = _transposed(k)
+    out = np.zeros((bsz, heads, tq, dv), dtype)
+    lse = np.full((bsz, heads, tq), np.inf, dtype)
+    p32, keep_value, seed32 = _p_in(dtype, dropout_p), float(1.0 / (1.0 - dropout_p)), int(seed) & 0xFFFFFFFF
+    block = min(_Q_BLOCK, tq)
+    scores = np.empty((bsz, heads, block, tk), dtype)
+    for r0 in range(0, tq, block):
+        r1 = min(tq, r0 + block)
+        kend = min(tk, r1 + offset) if causal else tk
+        if kend <= 0:
+            continue  # no row of this block sees a key: out stays 0, lse +inf
+        s = scores[:, :, : r1 - r0, :kend]
+        np.matmul(qs[:, :, r0:r1], k_t[:, :, :, :kend], out=s)
+        rows = s.shape[0] * s.shape[1] * s.shape[2]
+        pieces = chunks(rows, s.size * 4, _MIN_WORK)
+        args = (s, lse, bias4, has_bias, r0, offset, bool(causal), seed32, p32, keep_value)
+        if pieces == 1:
+            _fwd_rows(*args, 0, rows)
+        else:
+            _fwd_par(*args, pieces)
+        np.matmul(s, v[:, :, :kend], out=out[:, :, r0:r1])
+    return out, lse
+
+
+def attention_backward(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    out: np.ndarray,
+    lse: np.ndarray,
+    dout: np.ndarray,
+    scale: float,
+    causal: bool = False,
+    bias: Optional[np.ndarray] = None,
+    dropout_p: float = 0.0,
+    seed: int = 0,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`attention_forward` from its ``out`` and ``lse`` and the output gradient ``dout``.
+
+    Returns:
+        ``(dq, dk, dv)`` in the inputs' shapes and dtype.
+    """
+    op = "attention_backward"
+    dtype, bias4, has_bias = _check(op, q, k, v, bias, dropout_p)
+    check_float(op, q=q, out=out, lse=lse, dout=dout)
+    bsz, heads, tq, d = q.shape
+    tk, dv_dim = k.shape[2], v.shape[3]
+    if out.shape != (bsz, heads, tq, dv_dim) or dout.shape != out.shape or lse.shape != (bsz, heads, tq):
+        raise ValueError(
+            f"{op}: out {out.shape}, dout {dout.shape} or lse {lse.shape} do not fit q {q.shape}, v {v.shape}"
+        )
+    offset = tk - tq
+    t_ = dtype.type
+    qs = q * t_(scale)
+    k_t, v_t = _transposed(k), _transposed(v)
+    delta = np.empty((bsz, heads, tq))
+    _row_dots(dout, out, delta)
+    p32, keep_value, seed32 = _p_in(dtype, dropout_p), float(1.0 / (1.0 - dropout_p)), int(seed) & 0xFFFFFFFF
+    dq = np.zeros_like(q)
+    dk = np.zeros_like(k)
+    dv = np.zeros_like(v)
+    block = min(_K_BLOCK, tk)
+    s_buf = np.empty((bsz, heads, tq, block), dtype)
+    dp_buf = np.empty_like(s_buf)
+    pd_buf = np.empty_like(s_buf) if p32 > 0.0 else s_buf[:, :, :0, :0]
+    dq_part = np.empty_like(q)
+    for c0 in range(0, tk, block):
+        c1 = min(tk, c0 + block)
+        r0 = max(0, c0 - offset) if causal else 0
+        if r0 >= tq:
+            continue  # no query row sees these keys: their gradients stay 0
+        nr, nk = tq - r0, c1 - c0
+        s, dp = s_buf[:, :, :nr, :nk], dp_buf[:, :, :nr, :nk]
+        pd = pd_buf[:, :, :nr, :nk] if p32 > 0.0 else s
+        np.matmul(qs[:, :, r0:], k_t[:, :, :, c0:c1], out=s)
+        np.matmul(dout[:, :, r0:], v_t[:, :, :, c0:c1], out=dp)
+        rows = bsz * heads * nr
+        pieces = chunks(rows, s.size * 6, _MIN_WORK)
+        args = (s, dp, pd, lse, delta, bias4, has_bias, r0, c0, offset, bool(causal), seed32, p32, keep_value)
+        if pieces == 1:
+            _bwd_rows(*args, 0, rows)
+        else:
+            _bwd_par(*args, pieces)
+        # s now holds P, dp holds dS, pd holds P * keep.
+        np.matmul(pd.swapaxes(-1, -2), dout[:, :, r0:], out=dv[:, :, c0:c1])
+        np.matmul(dp.swapaxes(-1, -2), qs[:, :, r0:], out=dk[:, :, c0:c1])
+        part = dq_part[:, :, :nr]
+        np.matmul(dp, k[:, :, c0:c1], out=part)
+        dq[:, :, r0:] += part
+    dq *= t_(scale)
+    return dq, dk, dv

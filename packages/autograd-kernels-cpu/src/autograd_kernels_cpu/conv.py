@@ -1,0 +1,234 @@
+"""2-D convolution (cross-correlation) as im2col + BLAS, with the copies fused and parallel.
+
+Layout: for each sample ``n`` the columns are a (C*k*k, Ho*Wo) matrix, so the
+forward is ``W (O, C*k*k) @ cols[n]``, which lands directly in NCHW order
+(NumPy's batched matmul calls BLAS once per sample; no transposing copy of
+the output, unlike the reference's (Ho*Wo*N, O) product). The bias is added
+in the same parallel pass that never happens for the output otherwise: it is
+folded into the product as one more column of the kernel against a row of
+ones in ``cols``.
+
+* im2col: one Numba pass per (n, c) plane writes the zero padding and the
+  shifted copies into a scratch buffer reused between calls (per thread).
+* backward: ``dW = sum_n g[n] @ cols[n]^T`` (cols recomputed from x: the
+  forward keeps nothing), ``dcols = W^T @ g[n]``, then col2im adds the
+  columns back into each (n, c) plane, offset by offset, in parallel over
+  planes (no two threads share a plane, so no races).
+
+BLAS runs from Python with its own threads; Numba's threads run only in the
+im2col/col2im passes between the BLAS calls. Results match the reference to
+float rounding (the products sum in another order).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional, Tuple
+
+import numpy as np
+from numba import njit, prange
+
+from autograd_kernels_cpu._common import OPTS, check_float
+from autograd_kernels_cpu._threads import chunks
+
+__all__ = ["conv2d_forward", "conv2d_backward"]
+
+_MIN_WORK = 1 << 17
+_scratch = threading.local()
+
+
+def _buffer(name: str, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A scratch array of ``shape``, reused between calls of this thread (never returned to callers)."""
+    size = int(np.prod(shape))
+    key = (name, dtype)
+    pool = getattr(_scratch, "pool", None)
+    if pool is None:
+        pool = _scratch.pool = {}
+    buf = pool.get(key)
+    if buf is None or buf.size < size:
+        buf = pool[key] = np.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+@njit(**OPTS)
+def _valid_cols(j, s, left, w, wo):  # type: ignore[no-untyped-def]
+    """The output columns ``[lo, hi)`` whose input column ``ow * s + j - left`` lies inside ``0..w-1``."""
+    lo = max(0, (left - j + s - 1) // s)
+    hi = min(wo, (w - 1 + left - j) // s + 1)
+    return lo, max(lo, hi)
+
+
+@njit(**OPTS)
+def _im2col_plane(x, cols, k, s, top, left, ho, wo):  # type: ignore[no-untyped-def]
+    # x: (H, W) one input plane; cols: (k*k, Ho*Wo), this plane's rows of the column matrix.
+    h, w = x.shape
+    zero = x.dtype.type(0.0)
+    for i in range(k):
+        for j in range(k):
+            row = cols[i * k + j]
+            lo, hi = _valid_cols(j, s, left, w, wo)
+            for oh in range(ho):
+                src = oh * s + i - top
+                base = oh * wo
+                if src < 0 or src >= h:
+                    for ow in range(wo):
+                        row[base + ow] = zero
+                    continue
+                xr = x[src]
+                for ow in range(lo):
+                    row[base + ow] = zero
+                start = lo * s + j - left
+                for ow in range(hi - lo):
+                    row[base + lo + ow] = xr[start + ow * s]
+                for ow in range(hi, wo):
+                    row[base + ow] = zero
+
+
+@njit(**OPTS)
+def _im2col_planes(x, cols, k, s, top, left, ho, wo, lo, hi):  # type: ignore[no-untyped-def]
+    # cols: (C*k*k, N*Ho*Wo); plane q = (n, c) fills rows c*k*k.. and columns n*Ho*Wo..
+    c = x.shape[1]
+    kk, hw = k * k, ho * wo
+    for q in range(lo, hi):
+        n, ci = q // c, q % c
+        _im2col_plane(x[n, ci], cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], k, s, top, left, ho, wo)
+
+
+@njit(parallel=True, **OPTS)
+def _im2col_par(x, cols, k, s, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
+    planes = x.shape[0] * x.shape[1]
+    for p in prange(pieces):
+        _im2col_planes(x, cols, k, s, top, left, ho, wo, p * planes // pieces, (p + 1) * planes // pieces)
+
+
+@njit(**OPTS)
+def _col2im_plane(cols, dx, k, s, top, left, ho, wo):  # type: ignore[no-untyped-def]
+    # cols: (k*k, Ho*Wo) gradient columns of one plane; dx: (H, W), overwritten. Offsets are added in the
+    # reference's order (i, j), each a strided add.
+    h, w = dx.shape
+    dx[:, :] = dx.dtype.type(0.0)
+    for i in range(k):
+        for j in range(k):
+            row = cols[i * k + j]
+            lo, hi = _valid_cols(j, s, left, w, wo)
+            for oh in range(ho):
+                dst = oh * s + i - top
+                if dst < 0 or dst >= h:
+                    continue
+                dr = dx[dst]
+                start, base = lo * s + j - left, oh * wo + lo
+                for ow in range(hi - lo):
+                    dr[start + ow * s] += row[base + ow]
+
+
+@njit(**OPTS)
+def _col2im_planes(cols, dx, k, s, top, left, ho, wo, lo, hi):  # type: ignore[no-untyped-def]
+    c = dx.shape[1]
+    kk, hw = k * k, ho * wo
+    for q in range(lo, hi):
+        n, ci = q // c, q % c
+        _col2im_plane(cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], dx[n, ci], k, s, top, left, ho, wo)
+
+
+@njit(parallel=True, **OPTS)
+def _col2im_par(cols, dx, k, s, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
+    planes = dx.shape[0] * dx.shape[1]
+    for p in prange(pieces):
+        _col2im_planes(cols, dx, k, s, top, left, ho, wo, p * planes // pieces, (p + 1) * planes // pieces)
+
+
+def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int]) -> Tuple[int, ...]:
+    if x.ndim != 4 or w.ndim != 4 or w.shape[1] != x.shape[1] or w.shape[2] != w.shape[3]:
+        raise ValueError(f"{op}: expected x (N, C, H, W) and w (O, C, k, k), got {x.shape} and {w.shape}")
+    if stride < 1 or len(pad) != 4 or min(pad) < 0:
+        raise ValueError(f"{op}: stride {stride} must be >= 1 and pad {pad} four non-negative ints")
+    k = w.shape[2]
+    top, bottom, left, right = (int(p) for p in pad)
+    hp, wp = x.shape[2] + top + bottom, x.shape[3] + left + right
+    if hp < k or wp < k:
+        raise ValueError(f"{op}: a {k} x {k} kernel does not fit the padded input {hp} x {wp}")
+    return k, top, left, (hp - k) // stride + 1, (wp - k) // stride + 1
+
+
+def _im2col(x: np.ndarray, k: int, s: int, top: int, left: int, ho: int, wo: int, extra: int) -> np.ndarray:
+    """(C*k*k + extra, N*Ho*Wo) columns in a scratch buffer; the ``extra`` rows are left to the caller."""
+    n, c = x.shape[:2]
+    cols = _buffer("cols", (c * k * k + extra, n * ho * wo), x.dtype)
+    planes = n * c
+    pieces = chunks(planes, cols.size, _MIN_WORK)
+    if pieces == 1:
+        _im2col_planes(x, cols, k, s, top, left, ho, wo, 0, planes)
+    else:
+        _im2col_par(x, cols, k, s, top, left, ho, wo, pieces)
+    return cols
+
+
+def conv2d_forward(
+    x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: int, pad: Tuple[int, int, int, int]
+) -> np.ndarray:
+    """Cross-correlation of x (N, C, H, W) with w (O, C, k, k), plus b (O,) or None.
+
+    ``pad`` = (top, bottom, left, right) zero padding. Returns y (N, O, Ho, Wo) with
+    ``Ho = (H + top + bottom - k) // stride + 1`` (likewise Wo).
+    """
+    op = "conv2d_forward"
+    if b is None:
+        check_float(op, x=x, w=w)
+    else:
+        check_float(op, x=x, w=w, b=b)
+    k, top, left, ho, wo = _geometry(op, x, w, int(stride), pad)
+    n, o = x.shape[0], w.shape[0]
+    ckk = w.shape[1] * k * k
+    if b is not None and b.shape != (o,):
+        raise ValueError(f"{op}: b has shape {b.shape}, expected ({o},)")
+    cols = _im2col(x, k, int(stride), top, left, ho, wo, 1 if b is not None else 0)
+    wmat = w.reshape(o, ckk)
+    if b is not None:
+        # The bias rides along as one more kernel column against a row of ones.
+        cols[ckk] = 1
+        wmat = np.concatenate([wmat, b.reshape(o, 1)], axis=1)
+    y = wmat @ cols  # (O, N*Ho*Wo): one GEMM for the whole batch
+    return np.ascontiguousarray(y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
+
+
+def conv2d_backward(
+    g: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    stride: int,
+    pad: Tuple[int, int, int, int],
+    need_dx: bool = True,
+    need_dw: bool = True,
+    need_db: bool = True,
+) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
+    """Gradients of :func:`conv2d_forward` from g (N, O, Ho, Wo).
+
+    Returns:
+        ``(dx, dw, db)``: (N, C, H, W), (O, C, k, k), (O,); None for each one not asked for.
+    """
+    op = "conv2d_backward"
+    check_float(op, g=g, x=x, w=w)
+    k, top, left, ho, wo = _geometry(op, x, w, int(stride), pad)
+    n, c = x.shape[:2]
+    o = w.shape[0]
+    if g.shape != (n, o, ho, wo):
+        raise ValueError(f"{op}: g has shape {g.shape}, expected {(n, o, ho, wo)}")
+    # (O, N*Ho*Wo): the batch side by side, so each product below is one GEMM (a small copy of g).
+    g_t = np.ascontiguousarray(g.reshape(n, o, ho * wo).transpose(1, 0, 2)).reshape(o, n * ho * wo)
+    dw = db = dx = None
+    if need_dw:
+        cols = _im2col(x, k, int(stride), top, left, ho, wo, 0)
+        dw = (g_t @ cols.T).reshape(w.shape)
+    if need_db:
+        db = g_t.sum(axis=1, dtype=np.float64).astype(g.dtype)
+    if need_dx:
+        dcols = _buffer("dcols", (c * k * k, n * ho * wo), x.dtype)
+        np.matmul(w.reshape(o, c * k * k).T, g_t, out=dcols)
+        dx = np.empty_like(x)
+        planes = n * c
+        pieces = chunks(planes, dcols.size, _MIN_WORK)
+        if pieces == 1:
+            _col2im_planes(dcols, dx, k, int(stride), top, left, ho, wo, 0, planes)
+        else:
+            _col2im_par(dcols, dx, k, int(stride), top, left, ho, wo, pieces)
+    return dx, dw, db
