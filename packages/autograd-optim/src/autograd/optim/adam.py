@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Dict
+from typing import Any, Dict, List, Tuple
 
-from autograd.backend import lib as _lib
+from autograd import backend
+from autograd.kernels import dispatch
 from autograd.optim.optimizer import Optimizer, _number
 from autograd.tensor import Tensor
 
@@ -69,17 +69,37 @@ class Adam(Optimizer):
         self.beta1, self.beta2, self.epsilon, self.weight_decay = (hp[k] for k in self.hyperparameter_names)
         super().__init__(model_parameters, lr, **kwargs)
 
-    def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
-        """One Adam(W) step of one parameter."""
-        value = self._value(param, dtype)
-        if self.weight_decay:
-            value = value * (1.0 - self._lr * self.weight_decay)
-        state = self._states.setdefault(name, {})
-        t = state.get("step", 0) + 1
-        m = self.beta1 * self._slot(name, "m", param, dtype) + (1.0 - self.beta1) * grad
-        v = self.beta2 * self._slot(name, "v", param, dtype) + (1.0 - self.beta2) * (grad * grad)
-        state["m"], state["v"], state["step"] = m, v, t
-        bias1 = 1.0 - self.beta1**t
-        bias2_sqrt = math.sqrt(1.0 - self.beta2**t)
-        denom = _lib.sqrt(v) / bias2_sqrt + self.epsilon
-        self._assign(param, value - (self._lr / bias1) * (m / denom))
+    def _update_all(self, items: List[Tuple[str, Tensor, Any, Any]]) -> None:
+        """One Adam(W) step of every parameter with a gradient, through the ``adam`` kernel op.
+
+        Parameters are grouped by state dtype (one group unless the model mixes
+        dtypes), and each group is one call of the best registered ``adam``
+        kernel (:mod:`autograd.kernels`; core's reference updates one
+        parameter at a time, a fused kernel all at once).
+        """
+        groups: Dict[Any, List[Tuple[str, Tensor, Any]]] = {}
+        for name, param, grad, dtype in items:
+            groups.setdefault(backend.dtype_name(dtype), []).append((name, param, grad))
+        for dtype_name, group in groups.items():
+            dtype = backend.dtype(dtype_name)
+            values = [self._value(param, dtype) for _, param, _ in group]
+            ms = [self._slot(name, "m", param, dtype) for name, param, _ in group]
+            vs = [self._slot(name, "v", param, dtype) for name, param, _ in group]
+            steps = [self._states[name].get("step", 0) + 1 for name, _, _ in group]
+            new_p, new_m, new_v = dispatch(
+                "adam",
+                values,
+                [grad for _, _, grad in group],
+                ms,
+                vs,
+                steps,
+                lr=self._lr,
+                beta1=self.beta1,
+                beta2=self.beta2,
+                eps=self.epsilon,
+                weight_decay=self.weight_decay,
+            )
+            for (name, param, _), p, m, v, t in zip(group, new_p, new_m, new_v, steps):
+                state = self._states[name]
+                state["m"], state["v"], state["step"] = m, v, t
+                self._assign(param, p)

@@ -238,12 +238,14 @@ class Optimizer:
     def step(self) -> None:
         """Update the learning rate from the schedule, update every parameter with a gradient, count the step."""
         self.update_lr()
+        items = []
         for name, p in self._params.items():
             if p.grad is None:
                 continue
             dt = _state_dtype(p)
             g = p.grad.data
-            self._update(name, p, g.astype(dt) if g.dtype != dt else g, dt)
+            items.append((name, p, g.astype(dt) if g.dtype != dt else g, dt))
+        self._update_all(items)
         self._timestep += 1
         # MLX builds lazy graphs: evaluate the new parameters and state now, as MLX's own optimizers expect,
         # or a loop that never reads a value keeps every step's graph alive.
@@ -251,6 +253,11 @@ class Optimizer:
 
     def _state_arrays(self) -> List[Any]:
         return [v for slots in self._states.values() for v in slots.values() if backend.is_array(v)]
+
+    def _update_all(self, items: List[Tuple[str, Tensor, Any, Any]]) -> None:
+        """Update every ``(name, parameter, grad, state dtype)`` of this step; by default one at a time."""
+        for name, param, grad, dtype in items:
+            self._update(name, param, grad, dtype)
 
     def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
         """Update one parameter; ``grad`` is already in the state dtype. Base: plain gradient descent."""
