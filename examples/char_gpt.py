@@ -69,7 +69,7 @@ def mlx_cpu_warning(backend_name: str) -> str | None:
     return (
         "warning: the mlx backend is running on the CPU (MLX's CPU build, no Apple GPU). This model trains about "
         "13x slower than with --backend numpy there (measured on a 2-core x86_64 machine: about 15 minutes for "
-        "the default 600 steps, against about a minute on NumPy)."
+        "the default 600 steps)."
     )
 
 
