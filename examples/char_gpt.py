@@ -13,6 +13,9 @@ dropout and label smoothing; the "train loss" and "val loss" lines average
 smoothing, so they are lower than the bar's.
 
     uv run --only-group examples python examples/char_gpt.py [--steps 600] [--backend mlx]
+
+``--distributed`` trains data-parallel under ``mpiexec -n N`` (autograd-distributed): each rank draws its own
+``--batch-size`` batch per step (from the seed, the step and its rank), and only rank 0 prints and checkpoints.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of mpiexec")
     return p.parse_args(argv)
 
 
@@ -85,6 +89,15 @@ def main(argv: list[str] | None = None) -> dict:
     from autograd import functional as F
     from autograd.optim import Adam, CosineScheduler
     from autograd.tensor import Tensor, no_grad
+
+    rank, world = 0, 1
+    if args.distributed:
+        from autograd import distributed as dist
+
+        dist.init()
+        rank, world = dist.rank(), dist.world_size()
+        if rank:
+            sys.stdout = open(os.devnull, "w")  # rank 0 reports for every rank
 
     if args.resume:
         with open(os.path.join(args.resume, "meta.json")) as f:
@@ -145,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     backend.seed(args.seed)
     model = CharGPT()
+    net = dist.DistributedDataParallel(model) if args.distributed else model  # averages gradients in backward
     opt = Adam(
         model.parameters,
         lr=args.lr,
@@ -196,11 +210,11 @@ def main(argv: list[str] | None = None) -> dict:
     loss = None
     for step in bar:
         # Step s's batch and dropout depend only on (seed, s): a resumed run continues exactly.
-        rng = np.random.default_rng((args.seed, 0, step))
-        backend.seed(args.seed * 1_000_003 + step)
+        rng = np.random.default_rng((args.seed, 0, step, rank) if args.distributed else (args.seed, 0, step))
+        backend.seed((args.seed * 1_000_003 + step) * world + rank)
         x, y = batch(train, rng, args.batch_size)
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y, label_smoothing=args.label_smoothing)
+        loss = F.cross_entropy(net(x), y, label_smoothing=args.label_smoothing)
         loss.backward()
         opt.clip_grad_norm(1.0)
         opt.step()
@@ -219,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"({stop - start_step} steps in {elapsed:.1f}s)"
         )
 
-    if args.checkpoint:
+    if args.checkpoint and rank == 0:  # the ranks hold the same weights
         os.makedirs(args.checkpoint, exist_ok=True)
         model.save_weights(os.path.join(args.checkpoint, "model.safetensors"))
         opt.save(os.path.join(args.checkpoint, "optimizer.safetensors"))

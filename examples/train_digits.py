@@ -8,6 +8,9 @@ the weights in that file; without it they go to a temporary folder that is
 deleted once the reload check is done.
 
     uv run --only-group examples python examples/train_digits.py [--backend mlx] [--epochs 20] [--plot curves.png]
+
+``--distributed`` trains data-parallel under ``mpiexec -n N`` (autograd-distributed): each rank takes its
+shard of every epoch, ``--batch-size`` per rank, and only rank 0 prints and keeps ``--weights``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG of the loss and accuracy curves")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of mpiexec")
     return p.parse_args(argv)
 
 
@@ -54,6 +58,15 @@ def main(argv: list[str] | None = None) -> float:
     from autograd import functional as F
     from autograd.optim import Adam, CosineScheduler
     from autograd.tensor import Tensor, no_grad
+
+    rank = 0
+    if args.distributed:
+        from autograd import distributed as dist
+
+        dist.init()
+        rank = dist.rank()
+        if rank:
+            sys.stdout = open(os.devnull, "w")  # rank 0 reports for every rank
 
     class DigitsCNN(nn.Module):
         """(N, 1, 8, 8) -> (N, 10) logits."""
@@ -83,10 +96,13 @@ def main(argv: list[str] | None = None) -> float:
     mean, std = x_train.mean(), x_train.std()
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
 
-    backend.seed(args.seed)
+    backend.seed(args.seed + rank)  # ranks start from different weights (and dropout); the wrapper copies rank 0's
     rng = np.random.default_rng(args.seed)
     model = DigitsCNN()
-    steps_per_epoch = -(-len(x_train) // args.batch_size)
+    net, sampler = model, None
+    if args.distributed:
+        net, sampler = dist.DistributedDataParallel(model), dist.DistributedSampler(len(x_train), seed=args.seed)
+    steps_per_epoch = -(-(len(sampler) if sampler is not None else len(x_train)) // args.batch_size)
     total = max(args.epochs * steps_per_epoch, 2)
     opt = Adam(
         model.parameters,
@@ -117,6 +133,9 @@ def main(argv: list[str] | None = None) -> float:
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         order = rng.permutation(len(x_train))
+        if sampler is not None:  # this rank's shard; the same permutation on every rank
+            sampler.set_epoch(epoch)
+            order = sampler.indices()
         bar = tqdm(
             range(steps_per_epoch),
             desc=f"epoch {epoch:2d}/{args.epochs}",
@@ -130,7 +149,7 @@ def main(argv: list[str] | None = None) -> float:
             idx = order[step * args.batch_size : (step + 1) * args.batch_size]
             xb = Tensor(backend.asarray(x_train[idx]), requires_grad=False)
             opt.zero_grad()
-            logits = model(xb)
+            logits = net(xb)
             loss = F.cross_entropy(logits, y_train[idx])
             loss.backward()
             opt.clip_grad_norm(1.0)
@@ -155,7 +174,7 @@ def main(argv: list[str] | None = None) -> float:
     )
 
     with tempfile.TemporaryDirectory(prefix="digits-") as scratch:
-        path = args.weights or os.path.join(scratch, "digits_cnn.safetensors")
+        path = (rank == 0 and args.weights) or os.path.join(scratch, "digits_cnn.safetensors")
         model.save_weights(path)
         fresh = DigitsCNN()
         fresh.load_weights(path)

@@ -116,14 +116,14 @@ def _collect(procs: List[_Proc], timeout: float, started: float, fail_fast: bool
     return Result(rc, "".join(outs), "".join(errs) + killed, time.monotonic() - started)
 
 
-def run_mpi(args: List[str], n: int = 2, backend: str = "numpy", timeout: float = 90) -> Result:
-    """``mpiexec -n N python dist_worker.py ARGS``."""
+def run_mpi(args: List[str], n: int = 2, backend: str = "numpy", timeout: float = 90, script: str = WORKER) -> Result:
+    """``mpiexec -n N python SCRIPT ARGS`` (SCRIPT: the test worker by default)."""
     exe = mpiexec()
     cmd = [exe, "-n", str(n)]
     if Path(exe).with_name("ompi_info").exists():
         cmd.append("--oversubscribe")  # OpenMPI: allow more ranks than cores (CI machines may have fewer)
     started = time.monotonic()
-    return _collect([_Proc(cmd + [sys.executable, WORKER, *args], _env(backend))], timeout, started)
+    return _collect([_Proc(cmd + [sys.executable, script, *args], _env(backend))], timeout, started)
 
 
 def free_ports(n: int) -> List[int]:
