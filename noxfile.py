@@ -89,10 +89,13 @@ _pyenv_versions()
 
 def _unavailable_python(version: str) -> str | None:
     """None when uv finds ``version`` or can install it (what nox would try), else why not."""
+    # As nox does: no python3.X shims in ~/.local/bin.
+    env = {"UV_PYTHON_INSTALL_BIN": "0", **os.environ}
     try:
-        if subprocess.run([UV, "python", "find", version], capture_output=True).returncode == 0:
+        if subprocess.run([UV, "python", "find", version], capture_output=True, env=env).returncode == 0:
             return None
-        res = subprocess.run([UV, "python", "install", version], capture_output=True, text=True, timeout=300)
+        cmd = [UV, "python", "install", version]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"Python {version} is not installed and uv could not run to install it ({exc})"
     if res.returncode == 0:
