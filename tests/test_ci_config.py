@@ -117,3 +117,15 @@ def test_docs_theme_has_search_and_a_version_switcher() -> None:
     assert "version-switcher" in conf["html_theme_options"]["navbar_end"]
     switcher = json.loads((ROOT / "docs" / conf["html_theme_options"]["switcher"]["json_url"]).read_text())
     assert {v["version"] for v in switcher} >= {"latest", "stable"}
+
+
+def test_a_python_that_cannot_be_had_gives_a_reason_to_skip() -> None:
+    """Where uv can neither find nor download the newest Python, its session skips with this reason."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import noxfile
+    finally:
+        sys.path.remove(str(ROOT))
+    reason = noxfile._unavailable_python("3.99")
+    assert reason and reason.startswith("Python 3.99 is not installed and uv cannot download it here"), reason
+    assert noxfile._unavailable_python(noxfile.PYTHON) is None
