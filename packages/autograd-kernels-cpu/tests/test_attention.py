@@ -1,0 +1,84 @@
+"""Attention forward and backward against core's tiled kernel; the dropout hash against core's keep_scale."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from cpu_helpers import assert_close, assert_identical
+
+from autograd.kernels import tiled
+from autograd.kernels.tiled import TiledAttentionFunction
+from autograd.tensor import Tensor
+from autograd_kernels_cpu import attention
+
+
+@pytest.mark.parametrize("seed, p", [(0, 0.1), (12345678901, 0.3), (7, 0.5), (2**40 + 3, 0.9)])
+def test_keep_scale_bit_identical(seed, p, dtype):
+    mine = attention.keep_scale(seed, 2, 3, range(5, 40), range(100, 170), p, dtype)
+    assert_identical(mine, tiled.keep_scale(seed, 2, 3, range(5, 40), range(100, 170), p, dtype))
+
+
+CASES = [
+    # B, H, Tq, Tk, D, Dv, causal, mask, dropout
+    (2, 3, 70, 70, 16, 16, True, False, 0.0),
+    (1, 2, 50, 90, 8, 12, True, False, 0.2),  # Tq < Tk: bottom-right causal alignment
+    (2, 2, 90, 50, 8, 8, True, False, 0.0),  # Tq > Tk: the first 40 rows see no key
+    (1, 2, 33, 65, 8, 8, False, True, 0.1),
+    (2, 1, 300, 300, 32, 32, True, False, 0.0),  # several blocks each way, with tails
+    (1, 1, 17, 17, 4, 4, False, False, 0.0),
+    (1, 2, 260, 270, 8, 8, False, False, 0.3),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_matches_tiled_reference(case, dtype, rng):
+    b, h, tq, tk, d, dv, causal, use_mask, p = case
+    q = rng.standard_normal((b, h, tq, d)).astype(dtype)
+    k = rng.standard_normal((b, h, tk, d)).astype(dtype)
+    v = rng.standard_normal((b, h, tk, dv)).astype(dtype)
+    g = rng.standard_normal((b, h, tq, dv)).astype(dtype)
+    mask = (rng.random((1, h, tq, tk)) < 0.3).astype(dtype) if use_mask else None  # 1.0 forbids
+    scale, seed = 1 / math.sqrt(d), 42
+    tq_, tk_, tv_ = Tensor(q), Tensor(k), Tensor(v)
+    ref = TiledAttentionFunction.apply(
+        tq_, tk_, tv_, mask=mask, is_causal=causal, dropout_prob=p, scale=scale, seed=seed, block=32
+    )
+    ref.backward(g)
+    bias = None if mask is None else mask * dtype.type(-1e9)
+    out, lse = attention.attention_forward(q, k, v, scale, causal, bias, p, seed)
+    assert_close(out, ref.data, dtype, scale=5.0)
+    dq, dk, dv_ = attention.attention_backward(q, k, v, out, lse, g, scale, causal, bias, p, seed)
+    assert_close(dq, tq_.grad.data, dtype, scale=10.0)
+    assert_close(dk, tk_.grad.data, dtype, scale=10.0)
+    assert_close(dv_, tv_.grad.data, dtype, scale=10.0)
+    if causal and tq > tk:
+        blind = tq - tk  # rows 0..blind-1 see no key at all
+        assert not out[:, :, :blind].any() and np.isinf(lse[:, :, :blind]).all() and not dq[:, :, :blind].any()
+
+
+def test_bias_broadcasts(rng):
+    q = rng.standard_normal((2, 3, 20, 8)).astype(np.float32)
+    bias = np.where(rng.random((20, 20)) < 0.5, -1e9, 0.0).astype(np.float32)
+    np.fill_diagonal(bias, 0.0)
+    full = np.broadcast_to(bias, (2, 3, 20, 20)).copy()
+    a, lse_a = attention.attention_forward(q, q, q, 0.3, False, bias)
+    b, lse_b = attention.attention_forward(q, q, q, 0.3, False, full)
+    assert_identical(a, b)
+    assert_identical(lse_a, lse_b)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        attention.attention_forward(q, q, q, 0.3, False, np.zeros((7, 20), np.float32))
+
+
+def test_memory_stays_linear(rng):
+    # The score buffers are (B, H, block, T) and (B, H, T, block): no (B, H, T, T) array is ever allocated.
+    import tracemalloc
+
+    q = rng.standard_normal((1, 1, 2048, 16)).astype(np.float32)
+    tracemalloc.start()
+    out, lse = attention.attention_forward(q, q, q, 0.25, True)
+    attention.attention_backward(q, q, q, out, lse, q, 0.25, True)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2048 * 2048 * 4 / 2, peak  # well under one dense (T, T) float32 score matrix
