@@ -81,9 +81,20 @@ def test_dtype_lookup():
     assert backend.dtype("float32") == xp.float32
     if backend.BACKEND == "mlx":
         assert backend.dtype("bfloat16") == xp.bfloat16
-    else:
-        with pytest.raises(TypeError, match="bfloat16.*numpy|bfloat16.*cupy"):
+    elif backend.BACKEND == "cupy":
+        with pytest.raises(TypeError, match="bfloat16.*cupy"):
             backend.dtype("bfloat16")
+    else:
+        try:
+            import ml_dtypes
+        except ImportError:
+            with pytest.raises(
+                TypeError, match=r"bfloat16.*numpy backend without ml_dtypes.*autograd-core\[bfloat16\]"
+            ):
+                backend.dtype("bfloat16")
+        else:
+            assert backend.dtype("bfloat16") == np.dtype(ml_dtypes.bfloat16)
+            assert backend.is_floating(backend.dtype("bfloat16")) and backend.is_low_precision("bfloat16")
     assert backend.dtype("float32") in backend.float_dtypes()
     assert backend.is_floating(backend.dtype("float16"))
     assert not backend.is_floating(backend.dtype("int32"))

@@ -61,6 +61,9 @@ __all__ = [
     "dtype",
     "dtype_name",
     "is_floating",
+    "is_low_precision",
+    "widen",
+    "keep_bfloat16",
     "float_dtypes",
     "seed",
     "uniform",
@@ -84,6 +87,11 @@ _INSTALL = {
     "cupy": 'pip install "autograd-core[cuda12]" (or "autograd-core[cuda13]" for CUDA 13) once it is released on PyPI; '
     'before the release, the same packages directly: pip install "cupy-cuda12x>=13.3" (or "cupy-cuda13x>=13.6")',
 }
+
+
+_BFLOAT16_HINT = (
+    'pip install "autograd-core[bfloat16]" once it is released on PyPI; before the release: pip install ml_dtypes'
+)
 
 
 class BackendUnavailableError(ImportError):
@@ -240,12 +248,27 @@ def dtype(spec: Any) -> Any:
         found = getattr(_mod, "bool_" if spec == "bool" else spec, None)
         if isinstance(found, _mod.Dtype):
             return found
+    elif spec == "bfloat16":
+        return _numpy_bfloat16()
     else:
         try:
             return np.dtype(spec)
         except TypeError:
             pass
     raise TypeError(f"dtype {spec!r} is not available on the {BACKEND} backend")
+
+
+def _numpy_bfloat16() -> Any:
+    """NumPy's bfloat16 comes from ml_dtypes (the ``bfloat16`` extra); CuPy has none."""
+    if BACKEND == "cupy":
+        raise TypeError("dtype 'bfloat16' is not available on the cupy backend (CuPy has no bfloat16); use float16")
+    try:
+        import ml_dtypes
+    except ImportError:
+        raise TypeError(
+            f"dtype 'bfloat16' is not available on the numpy backend without ml_dtypes: {_BFLOAT16_HINT}"
+        ) from None
+    return np.dtype(ml_dtypes.bfloat16)
 
 
 def dtype_name(dt: Any) -> str:
@@ -267,17 +290,51 @@ def float_dtypes() -> tuple[Any, ...]:
 
 
 def is_floating(dt: Any) -> bool:
-    """True for floating-point dtypes."""
+    """True for floating-point dtypes (bfloat16 included)."""
     if BACKEND == "mlx":
         return _mod.issubdtype(dt, _mod.floating)
-    return np.issubdtype(dt, np.floating)
+    dt = np.dtype(dt)
+    return dt.kind == "f" or dt.name == "bfloat16"  # ml_dtypes' bfloat16 is not an np.floating subtype
+
+
+def is_low_precision(dt: Any) -> bool:
+    """True for float16 and bfloat16."""
+    return dtype_name(dt) in ("float16", "bfloat16")
+
+
+def keep_bfloat16(out: Any, inputs: Sequence[Any]) -> Any:
+    """``out`` rounded back to bfloat16 when NumPy promoted bfloat16 inputs to float32 through a Python scalar.
+
+    ml_dtypes' bfloat16 does not follow NumPy's rule that a Python scalar
+    keeps an array's dtype (``bf16_array * 0.5`` is float32), so on the NumPy
+    backend an op whose floating inputs are all bfloat16 and whose result came
+    out float32 is rounded back, as on MLX. Every other backend and dtype is
+    returned as is.
+    """
+    if BACKEND != "numpy" or getattr(out, "dtype", None) != np.float32:
+        return out
+    bf16 = None
+    for a in inputs:
+        dt = getattr(a, "dtype", None)
+        if dt is None or not (dt.kind == "f" or dt.name == "bfloat16"):
+            continue
+        if dt.name != "bfloat16":
+            return out  # a genuinely wider input: the promotion is NumPy's usual one
+        bf16 = dt
+    return out if bf16 is None else out.astype(bf16)
+
+
+def widen(x: Any) -> Any:
+    """``x`` as float32 when it is float16 or bfloat16, else ``x`` itself (where arithmetic must run in float32)."""
+    return x.astype(dtype("float32")) if is_low_precision(x.dtype) else x
 
 
 def is_numeric(dt: Any) -> bool:
     """True for bool, integer, floating and complex dtypes (not strings or objects)."""
     if BACKEND == "mlx":
         return True
-    return np.dtype(dt).kind in "biufc"
+    dt = np.dtype(dt)
+    return dt.kind in "biufc" or dt.name == "bfloat16"
 
 
 def _kind(dt: Any) -> str:
@@ -353,7 +410,8 @@ def to_numpy(x: Any) -> np.ndarray:
         return _mod.asnumpy(x)
     if BACKEND == "mlx" and isinstance(x, _mod.array) and x.dtype == _mod.bfloat16:
         x = x.astype(_mod.float32)
-    return np.asarray(x)
+    out = np.asarray(x)
+    return out.astype(np.float32) if out.dtype.name == "bfloat16" else out
 
 
 def materialize(*arrays: Any) -> None:
@@ -478,8 +536,14 @@ def matmul(a: Any, b: Any) -> Any:
         if not (is_floating(a.dtype) or is_floating(b.dtype)):
             return asarray(np.matmul(to_numpy(a), to_numpy(b)))
         return a @ b
-    if BACKEND == "numpy" and b.ndim > 2 and not b.flags.c_contiguous:
-        b = np.ascontiguousarray(b)
+    if BACKEND == "numpy":
+        out_dtype = np.result_type(a.dtype, b.dtype)
+        if is_low_precision(out_dtype):
+            # NumPy has no half-precision BLAS (its float16 and ml_dtypes' bfloat16 loops are scalar): multiply in
+            # float32, as half-precision matrix units accumulate, and round the result once.
+            return matmul(a.astype(np.float32), b.astype(np.float32)).astype(out_dtype)
+        if b.ndim > 2 and not b.flags.c_contiguous:
+            b = np.ascontiguousarray(b)
     return a @ b
 
 

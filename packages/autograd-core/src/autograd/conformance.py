@@ -530,7 +530,7 @@ def check_kernel_implementation(
     Returns the report; raises ``AssertionError`` listing every failure unless
     ``raise_on_failure`` is False.
     """
-    from autograd.kernels.contracts import describe
+    from autograd.kernels.contracts import describe, output_dtype
 
     obj = impl() if isinstance(impl, type) else impl
     if obj.op == "attention":
@@ -580,8 +580,9 @@ def check_kernel_implementation(
                     report.failures.append(f"{label}: raised {type(exc).__name__}: {exc}")
                     continue
                 problems: List[Optional[str]] = [_close("output", out, _host(ref), atol, rtol)]
-                if backend.dtype_name(out.dtype) != dt_name:
-                    problems.append(f"output dtype {backend.dtype_name(out.dtype)} != {dt_name}")
+                want_dtype = output_dtype(inputs)
+                if backend.dtype_name(out.dtype) != want_dtype:
+                    problems.append(f"output dtype {backend.dtype_name(out.dtype)} != {want_dtype}")
                 for i, (g, r) in enumerate(zip(grads, ref_grads)):
                     if r is None:
                         continue

@@ -25,8 +25,10 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
+from autograd.backend import widen
 from autograd.kernels import registry
 from autograd.kernels.contracts import AttentionInputs, check_attention_output, dispatch
+from autograd.precision import to_low
 from autograd.tensor import Function, ShapeError, Tensor, TensorTypeError
 
 __all__ = [
@@ -118,18 +120,23 @@ class Sigmoid(Function):
 class Softmax(Function):
     r""":math:`softmax(x)_i = e^{x_i - \max x} / \sum_j e^{x_j - \max x}` along ``dim`` (default last).
 
-    Backward: :math:`s \odot (g - \sum_j g_j s_j)`.
+    Backward: :math:`s \odot (g - \sum_j g_j s_j)`. float16 and bfloat16 inputs
+    are computed in float32 (forward and backward) and the output is rounded
+    to the input's dtype.
     """
 
     def forward(self, x: Any, dim: int = -1) -> Any:
         self.dim = dim
-        e = _lib.exp(x - _lib.max(x, axis=dim, keepdims=True))
-        self.out = e / _lib.sum(e, axis=dim, keepdims=True)
+        xf = widen(x)
+        e = _lib.exp(xf - _lib.max(xf, axis=dim, keepdims=True))
+        out = e / _lib.sum(e, axis=dim, keepdims=True)
+        self.out = out if xf is x else out.astype(x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
-        g, s = grad.data, self.out
-        return s * (g - _lib.sum(g * s, axis=self.dim, keepdims=True))
+        g, s = widen(grad.data), widen(self.out)
+        dx = s * (g - _lib.sum(g * s, axis=self.dim, keepdims=True))
+        return dx.astype(self.out.dtype) if dx.dtype != self.out.dtype else dx
 
 
 def _log_softmax(x: Any, dim: int) -> Any:
@@ -140,17 +147,21 @@ def _log_softmax(x: Any, dim: int) -> Any:
 class LogSoftmax(Function):
     r""":math:`\log \pi_i = x_i - \log \sum_j e^{x_j}` along ``dim``, with the max-shift.
 
-    Backward: :math:`g - softmax(x) \sum_j g_j`.
+    Backward: :math:`g - softmax(x) \sum_j g_j`. float16 and bfloat16 inputs are
+    computed in float32 and the output is rounded to the input's dtype.
     """
 
     def forward(self, x: Any, *, dim: int = -1) -> Any:
         self.dim = dim
-        self.out = _log_softmax(x, dim)
+        xf = widen(x)
+        out = _log_softmax(xf, dim)
+        self.out = out if xf is x else out.astype(x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
-        g = grad.data
-        return g - _lib.exp(self.out) * _lib.sum(g, axis=self.dim, keepdims=True)
+        g, out = widen(grad.data), widen(self.out)
+        dx = g - _lib.exp(out) * _lib.sum(g, axis=self.dim, keepdims=True)
+        return dx.astype(self.out.dtype) if dx.dtype != self.out.dtype else dx
 
 
 class Tanh(Function):
@@ -242,8 +253,11 @@ class BinaryCrossEntropy(Function):
     so ``p`` of exactly 0 or 1 stays finite.
     """
 
+    keeps_input_precision = False  # float16/bfloat16 predictions give a float32 loss
+
     def forward(self, y_pred: Any, y_true: Any, **kwargs: Any) -> Any:
         _check_same_shape(y_pred, y_true, "binary_cross_entropy")
+        y_pred = widen(y_pred)  # losses run in float32 for float16/bfloat16 predictions
         y = y_true.astype(y_pred.dtype)
         self.p, self.y = y_pred, y
         # e^-100 keeps log() away from 0 (no divide warning); the clamp does the rest.
@@ -263,9 +277,12 @@ class BinaryCrossEntropyWithLogits(Function):
     Gradient: :math:`\sigma(x) - y`, divided by the number of elements.
     """
 
+    keeps_input_precision = False  # float16/bfloat16 predictions give a float32 loss
+
     def forward(self, y_pred: Any, y_true: Any) -> Any:
         _check_same_shape(y_pred, y_true, "binary_cross_entropy_with_logits")
-        x, y = y_pred, y_true.astype(y_pred.dtype)
+        x = widen(y_pred)
+        y = y_true.astype(x.dtype)
         self.x, self.y = x, y
         loss = _lib.maximum(x, 0) - x * y + _lib.log1p(_lib.exp(-_lib.abs(x)))
         return _lib.mean(loss)
@@ -286,6 +303,8 @@ class CrossEntropy(Function):
     the target term is subtracted at the target indices.
     """
 
+    keeps_input_precision = False  # float16/bfloat16 predictions give a float32 loss
+
     def forward(
         self,
         y_pred: Any,
@@ -298,6 +317,7 @@ class CrossEntropy(Function):
         targets = _check_class_targets(y_pred, y_true, ignore_index, label_smoothing)
         k = y_pred.shape[-1]
         valid = targets != ignore_index
+        y_pred = widen(y_pred)  # float16/bfloat16 logits: the loss and its gradient are computed in float32
         logits = y_pred.reshape(-1, k)
         flat_t = _lib.where(valid.reshape(-1), targets.reshape(-1), 0)
         self.valid = valid.reshape(-1).astype(y_pred.dtype)
@@ -361,9 +381,12 @@ class HingeLoss(Function):
     Gradient: :math:`-y` where :math:`y\hat{y} < 1`, else 0; averaged for ``"mean"``.
     """
 
+    keeps_input_precision = False  # float16/bfloat16 predictions give a float32 loss
+
     def forward(self, y_pred: Any, y_true: Any, reduction: str = "none", **kwargs: Any) -> Any:
         _check_reduction(reduction, _REDUCTIONS, "hinge_loss")
         _check_same_shape(y_pred, y_true, "hinge_loss")
+        y_pred = widen(y_pred)
         y = y_true.astype(y_pred.dtype)
         self.y, self.reduction, self.size = y, reduction, y_pred.size
         margin = 1 - y * y_pred
@@ -380,8 +403,11 @@ class HingeLoss(Function):
 class MeanSquaredLoss(Function):
     r"""MSE :math:`\frac{1}{N}\sum(\hat{y} - y)^2`, with gradient :math:`\frac{2}{N}(\hat{y} - y)`."""
 
+    keeps_input_precision = False  # float16/bfloat16 predictions give a float32 loss
+
     def forward(self, y_pred: Any, y_true: Any, **kwargs: Any) -> Any:
         _check_same_shape(y_pred, y_true, "mean_squared_loss")
+        y_pred = widen(y_pred)
         self.diff = y_pred - y_true.astype(y_pred.dtype)
         return _lib.mean(self.diff * self.diff)
 
@@ -541,6 +567,7 @@ def scaled_dot_product_attention(
     Returns:
         (B, H, Tq, Dv) in the query's dtype.
     """
+    query, key, value = to_low(query, key, value)  # under autocast, attention runs in the low dtype
     inputs, mask_arr = _attention_inputs(query, key, value, mask, is_causal, dropout_prob)
     impl = registry.select(inputs, implementation)
     if inputs.dropout_prob > 0.0 and seed is None:
@@ -573,7 +600,7 @@ def explain_attention(
 
     Returns an :class:`autograd.kernels.Explanation`; ``print`` it for a readable report.
     """
-    inputs, _ = _attention_inputs(query, key, value, mask, is_causal, dropout_prob)
+    inputs, _ = _attention_inputs(*to_low(query, key, value), mask, is_causal, dropout_prob)
     return registry.explain(inputs, implementation)
 
 

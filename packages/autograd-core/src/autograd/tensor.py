@@ -30,6 +30,7 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
+from autograd.precision import to_float32, to_low
 
 __all__ = [
     "is_grad_enabled",
@@ -193,6 +194,10 @@ class Function:
         >>> y = DummyFunction.apply(Tensor(xp.array([1, 2, 3])))  # [2, 3, 4]
     """
 
+    #: False for ops whose output dtype is meant to differ from their floating inputs' (casts, losses that
+    #: compute float16/bfloat16 predictions in float32); see ``autograd.backend.keep_bfloat16``.
+    keeps_input_precision: bool = True
+
     def __init__(self, *tensors: "Tensor") -> None:
         """Initialize a Function with its input tensors."""
         self.tensors: Tuple[Tensor, ...] = tensors
@@ -222,6 +227,8 @@ class Function:
             raise
         except (ValueError, TypeError, IndexError) as exc:
             raise _rewrap(exc, cls.__name__, arrays) from exc
+        if cls.keeps_input_precision:
+            out = backend.keep_bfloat16(out, arrays)
         if _grad_mode.enabled:
             # The result references its Function even when no input needs a
             # gradient (so ``out.creator`` is there to inspect); only tensors
@@ -283,7 +290,7 @@ class RemovableHandle:
 def _refuse_non_numeric(data: Any, where: str) -> None:
     """Strings and objects are not tensor data (NumPy would hold them and ``+ 1`` would concatenate)."""
     if isinstance(data, (np.ndarray, np.generic)):
-        numeric = data.dtype.kind in "biufc"
+        numeric = data.dtype.kind in "biufc" or data.dtype.name == "bfloat16"  # ml_dtypes' bfloat16 is kind "V"
     elif backend.is_array(data):
         numeric = backend.is_numeric(data.dtype)
     else:
@@ -596,11 +603,11 @@ class Tensor:
         return Neg.apply(self)
 
     def __matmul__(self, other: Union["Tensor", float, int]) -> "Tensor":
-        """Matrix product following ``matmul`` broadcasting rules."""
-        return Matmul.apply(self, self._wrap_scalar_like_self(other))
+        """Matrix product following ``matmul`` broadcasting rules (in the low dtype under :class:`autocast`)."""
+        return Matmul.apply(*to_low(self, self._wrap_scalar_like_self(other)))
 
     def __rmatmul__(self, other: Union["Tensor", float, int]) -> "Tensor":
-        return Matmul.apply(self._wrap_scalar_like_self(other), self)
+        return Matmul.apply(*to_low(self._wrap_scalar_like_self(other), self))
 
     def __pow__(self, other: Union["Tensor", float, int]) -> "Tensor":
         """Element-wise power :math:`z = x^y`."""
@@ -705,12 +712,14 @@ class Tensor:
         """Sum over ``axis`` (all axes when None).
 
         With ``axis=None`` and ``keepdims=True`` the result has shape ``(1,)``.
+        float16 and bfloat16 are accumulated in float32; under
+        :class:`~autograd.precision.autocast` the result is float32.
         """
-        return Sum.apply(self, axis=axis, keepdims=keepdims)
+        return Sum.apply(*to_float32(self), axis=axis, keepdims=keepdims)
 
     def mean(self, axis: Union[int, Tuple[int, ...], None] = None, keepdims: bool = False) -> "Tensor":
-        """Mean over ``axis`` (all axes when None); same shape rules as :meth:`sum`."""
-        return Mean.apply(self, axis=axis, keepdims=keepdims)
+        """Mean over ``axis`` (all axes when None); same shape and precision rules as :meth:`sum`."""
+        return Mean.apply(*to_float32(self), axis=axis, keepdims=keepdims)
 
     def max(self, axis: Union[int, Tuple[int, ...], None] = None, keepdims: bool = False) -> "Tensor":
         """Maximum over ``axis``; ties share the gradient equally."""
@@ -1116,6 +1125,8 @@ class SetItem(Function):
 class Cast(Function):
     """Cast to another dtype; the gradient is cast back to the input dtype."""
 
+    keeps_input_precision = False
+
     def forward(self, x: Any, dtype: Any) -> Any:
         self.in_dtype = x.dtype
         return x.astype(backend.dtype(dtype))
@@ -1215,7 +1226,9 @@ class Sum(Function):
     def forward(self, x: Any, axis: Union[int, Tuple[int, ...], None] = None, keepdims: bool = False) -> Any:
         self.shape = x.shape
         self.axes = _normalize_axes(axis, x.ndim, "sum")
-        out = _lib.sum(x, axis=self.axes, keepdims=keepdims)
+        xf = backend.widen(x)
+        out = _lib.sum(xf, axis=self.axes, keepdims=keepdims)
+        out = out if xf is x else out.astype(x.dtype)
         if keepdims and self.axes is None:
             out = out.reshape((1,))
         return out
@@ -1233,7 +1246,9 @@ class Mean(Function):
         self.axes = _normalize_axes(axis, x.ndim, "mean")
         n = x.size if self.axes is None else math.prod(x.shape[a] for a in self.axes)
         self.n = max(n, 1)
-        out = _lib.mean(x, axis=self.axes, keepdims=keepdims)
+        xf = backend.widen(x)
+        out = _lib.mean(xf, axis=self.axes, keepdims=keepdims)
+        out = out if xf is x else out.astype(x.dtype)
         if keepdims and self.axes is None:
             out = out.reshape((1,))
         return out

@@ -30,6 +30,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tupl
 from autograd import backend
 from autograd.kernels import registry
 from autograd.kernels.registry import KernelImplementation, KernelInputs, KernelOutputError
+from autograd.precision import to_low
 
 __all__ = [
     "AttentionInputs",
@@ -248,8 +249,10 @@ class CrossEntropyImplementation(FunctionKernel):
     (N, T) whose values are in ``0..C-1`` or equal ``ignore_index`` (checked
     before the call); ``reduction`` is ``"mean"`` (over the non-ignored
     targets; 0 when all are ignored) or ``"sum"``; the loss is a 0-d Tensor in
-    the logits' dtype. With smoothing ``eps`` the target distribution is
+    the logits' dtype (float32 for low-precision logits). With smoothing ``eps`` the target distribution is
     ``(1 - eps) onehot + eps / C``. The backward returns ``(dlogits, None)``.
+    float16 and bfloat16 logits: the loss is computed, and returned, in float32
+    (losses run in float32, see :mod:`autograd.precision`).
     Inputs: names ``("logits", "targets")``, params ``ignore_index``,
     ``label_smoothing``, ``reduction``.
     """
@@ -450,12 +453,24 @@ def _check_output(impl: KernelImplementation, inputs: KernelInputs, out: Any) ->
             f"{inputs.describe()}"
         )
     want = OPS[impl.op].output_shape(inputs)  # type: ignore[misc]
+    want_dtype = output_dtype(inputs)
     got_dtype = backend.dtype_name(out.dtype)
-    if tuple(out.shape) != tuple(want) or got_dtype != inputs.dtype:
+    if tuple(out.shape) != tuple(want) or got_dtype != want_dtype:
         raise KernelOutputError(
             f"{impl.op} implementation {impl.name!r} returned shape {tuple(out.shape)} {got_dtype}, expected "
-            f"{tuple(want)} {inputs.dtype}, for {inputs.describe()}"
+            f"{tuple(want)} {want_dtype}, for {inputs.describe()}"
         )
+
+
+def output_dtype(inputs: KernelInputs) -> str:
+    """The dtype an op's output must have: its inputs' dtype, except a loss of low-precision logits (float32)."""
+    if inputs.op == "cross_entropy" and inputs.dtype in ("float16", "bfloat16"):
+        return "float32"
+    return inputs.dtype
+
+
+#: Ops that run in the low dtype under :class:`autograd.precision.autocast` (attention casts in its front end).
+_LOW_PRECISION_OPS = frozenset({"conv2d"})
 
 
 def dispatch(op: str, *args: Any, implementation: Optional[str] = None, **params: Any) -> Any:
@@ -465,6 +480,8 @@ def dispatch(op: str, *args: Any, implementation: Optional[str] = None, **params
     override this calls the reference directly: installing no plugin costs
     nothing. A plugin's output is checked against the op's contract.
     """
+    if op in _LOW_PRECISION_OPS:
+        args = to_low(*args)  # under autocast: convolutions run in the policy's low dtype
     if implementation is None:
         only = registry.sole(op)
         if only is not None:

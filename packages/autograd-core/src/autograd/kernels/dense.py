@@ -69,7 +69,7 @@ def dense_attention(
     # Every mask becomes an additive bias (0 allowed, `neg` forbidden): an Add passes the gradient through
     # untouched, where a masked fill would build two selects in its backward.
     if mask is not None and mask.dtype != backend.dtype("bool"):
-        bias = mask.astype(query.dtype) * neg
+        bias = (mask.astype(query.dtype) * neg).astype(query.dtype)  # bfloat16 * a Python float is float32
     elif mask is not None or is_causal:
         forbidden = mask if mask is not None else causal_forbidden(query.shape[-2], key.shape[-2])
         bias = backend.lib.where(forbidden, neg, 0.0).astype(query.dtype)

@@ -57,29 +57,42 @@ class LayerNormFunction(Function):
     and :math:`d\hat{x} = g w`:
     :math:`dx = r\,(d\hat{x} - \overline{d\hat{x}} - \hat{x}\,\overline{d\hat{x}\,\hat{x}})`
     (means over the last axis), :math:`dw = \sum g \hat{x}`, :math:`db = \sum g`
-    (sums over every other axis).
+    (sums over every other axis). float16 and bfloat16 inputs are computed in
+    float32 and the output is rounded to the input's dtype.
     """
 
     def forward(self, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
-        mu = _lib.mean(x, axis=-1, keepdims=True)
-        xc = x - mu
+        # float16/bfloat16 inputs: the statistics and the normalisation run in float32, the output is rounded to
+        # x's dtype, and the backward recomputes x-hat from x (kept anyway) instead of saving a float32 copy.
+        xf = backend.widen(x)
+        mu = _lib.mean(xf, axis=-1, keepdims=True)
+        xc = xf - mu
         var = _lib.mean(xc * xc, axis=-1, keepdims=True)
         self.rstd = 1.0 / _lib.sqrt(var + eps)
-        self.xhat = xc * self.rstd
+        xhat = xc * self.rstd
         self.weight = weight
-        return self.xhat * weight + bias
+        if xf is x:
+            self.xhat = xhat
+            return xhat * weight + bias
+        self.x, self.mu, self.xhat = x, mu, None
+        return (xhat * backend.widen(weight) + backend.widen(bias)).astype(x.dtype)
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
-        g, xhat = grad.data, self.xhat
+        g, xhat, weight = grad.data, self.xhat, self.weight
+        if xhat is None:
+            g, weight = backend.widen(g), backend.widen(weight)
+            xhat = (backend.widen(self.x) - self.mu) * self.rstd
         lead = tuple(range(g.ndim - 1))
         dx = dw = db = None
         if self.needs_input_grad[0]:
-            dxhat = g * self.weight
+            dxhat = g * weight
             dx = self.rstd * (
                 dxhat
                 - _lib.mean(dxhat, axis=-1, keepdims=True)
                 - xhat * _lib.mean(dxhat * xhat, axis=-1, keepdims=True)
             )
+            if self.xhat is None:
+                dx = dx.astype(self.x.dtype)
         if self.needs_input_grad[1]:
             dw = _lib.sum(g * xhat, axis=lead)
         if self.needs_input_grad[2]:
@@ -251,7 +264,8 @@ class AdamReference(_Reference, AdamImplementation):
         weight_decay: float,
     ) -> Tuple[List[Any], List[Any], List[Any]]:
         new_p, new_m, new_v = [], [], []
-        for value, grad, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+        for param, grad, m, v, t in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
+            value = param
             if weight_decay:
                 value = value * (1.0 - lr * weight_decay)
             m = beta1 * m + (1.0 - beta1) * grad
@@ -259,9 +273,10 @@ class AdamReference(_Reference, AdamImplementation):
             bias1 = 1.0 - beta1**t
             bias2_sqrt = math.sqrt(1.0 - beta2**t)
             denom = _lib.sqrt(v) / bias2_sqrt + eps
-            new_p.append(value - (lr / bias1) * (m / denom))
-            new_m.append(m)
-            new_v.append(v)
+            keep = backend.keep_bfloat16  # NumPy bfloat16 times a Python float is float32
+            new_p.append(keep(value - (lr / bias1) * (m / denom), [param]))
+            new_m.append(keep(m, [param]))
+            new_v.append(keep(v, [param]))
         return new_p, new_m, new_v
 
 
