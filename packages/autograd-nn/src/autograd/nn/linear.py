@@ -11,6 +11,7 @@ from autograd.init import xavier_uniform
 from autograd.kernels.contracts import dispatch
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
+from autograd.precision import to_low
 from autograd.tensor import Tensor, TensorIndexError
 
 __all__ = ["Linear", "Embedding"]
@@ -42,7 +43,10 @@ class Linear(Module):
         x = as_input(x)
         check(x.ndim >= 1 and x.shape[-1] == self.input_size, self, f"(..., {self.input_size})", x)
         y = x @ self.weight
-        return y + self.bias if self.bias is not None else y
+        if self.bias is None:
+            return y
+        (bias,) = to_low(self.bias)  # under autocast the bias joins the product's low dtype, as in PyTorch's linear
+        return y + bias
 
 
 class Embedding(Module):

@@ -153,8 +153,55 @@ class Module:
         """The forward pass; subclasses override it."""
         raise NotImplementedError(f"{type(self).__name__}.forward is not implemented")
 
+    def set_precision(self, compute: Optional[str] = "bfloat16", params: Optional[str] = "compute") -> "Module":
+        """Mixed precision for this module: its forward runs under ``autograd.precision.autocast(compute)``.
+
+        Matrix products, convolutions and attention then run in ``compute``
+        (``"bfloat16"`` or ``"float16"``); sums, softmaxes, layer norms and
+        losses in float32 (see :mod:`autograd.precision`). Set it once on a
+        model, or on one block: autocast nests, so ``block.set_precision(None)``
+        keeps one block of a low-precision model in full precision.
+
+        Args:
+            compute: The low dtype, or None (or ``"float32"``) for full precision.
+            params: How to store this module's floating parameters (and its
+                submodules'): ``"compute"`` (the default, as MLX's
+                ``set_dtype``: half the memory; ``autograd.optim`` then keeps
+                float32 master copies), ``"float32"`` (as ``torch.autocast``:
+                each product casts them), or None to leave them as they are.
+                States such as running statistics stay as they are.
+
+        Returns:
+            self.
+
+        Raises:
+            TypeError: the backend has no such dtype (named with the backend).
+        """
+        from autograd.precision import autocast
+
+        policy = autocast(compute)  # validates the name and the backend's support before anything changes
+        store = (policy.name or "float32") if params == "compute" else params
+        if store is not None:
+            dt = backend.dtype(store)
+            for p in self.parameters.values():
+                if backend.is_floating(p.dtype) and p.dtype != dt:
+                    p.data = p.data.astype(dt)
+        object.__setattr__(self, "_precision", policy.name or "float32")
+        return self
+
+    @property
+    def precision(self) -> Optional[str]:
+        """The compute dtype set by :meth:`set_precision` on this module (``"float32"`` when turned off), or None."""
+        return self.__dict__.get("_precision")
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        policy = self.__dict__.get("_precision")
+        if policy is None:
+            return self.forward(*args, **kwargs)
+        from autograd.precision import autocast
+
+        with autocast(policy):
+            return self.forward(*args, **kwargs)
 
     def __repr__(self) -> str:
         children = "".join(f"\n  ({n}): " + repr(m).replace("\n", "\n  ") for n, m in self._modules.items())

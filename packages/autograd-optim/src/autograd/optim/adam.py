@@ -31,7 +31,7 @@ class Adam(Optimizer):
     """
 
     hyperparameter_names = ("beta1", "beta2", "epsilon", "weight_decay")
-    slots = {"m": "array", "v": "array", "step": "count"}
+    slots = {"m": "array", "v": "array", "step": "count", "master": "array"}
     nonnegative_slots = ("v",)
 
     @classmethod
@@ -82,7 +82,7 @@ class Adam(Optimizer):
             groups.setdefault(backend.dtype_name(dtype), []).append((name, param, grad))
         for dtype_name, group in groups.items():
             dtype = backend.dtype(dtype_name)
-            values = [self._value(param, dtype) for _, param, _ in group]
+            values = [self._value(name, param, dtype) for name, param, _ in group]
             ms = [self._slot(name, "m", param, dtype) for name, param, _ in group]
             vs = [self._slot(name, "v", param, dtype) for name, param, _ in group]
             steps = [self._states[name].get("step", 0) + 1 for name, _, _ in group]
@@ -102,4 +102,4 @@ class Adam(Optimizer):
             for (name, param, _), p, m, v, t in zip(group, new_p, new_m, new_v, steps):
                 state = self._states[name]
                 state["m"], state["v"], state["step"] = m, v, t
-                self._assign(param, p)
+                self._assign(name, param, p)

@@ -13,6 +13,7 @@ import numpy as np
 from autograd import backend
 from autograd.backend import lib as _lib
 from autograd.files import atomic_write, check_readable
+from autograd.optim.loss_scaler import LossScaler
 from autograd.tensor import Tensor
 
 __all__ = ["Optimizer", "OptimizerStateError"]
@@ -94,8 +95,13 @@ class Optimizer:
 
     The base class's :meth:`step` is plain gradient descent, so the documented
     usage example trains as written; subclasses override :meth:`_update`.
-    Parameters whose ``grad`` is None are skipped. Optimizer state of float16
-    and bfloat16 parameters is kept in float32.
+    Parameters whose ``grad`` is None are skipped.
+
+    Mixed precision: float16 and bfloat16 parameters are updated through a
+    float32 master copy (saved with the state, so a resume is bit-identical),
+    and their optimizer state is float32. ``loss_scaler=LossScaler()`` adds
+    dynamic loss scaling for float16 (see :class:`LossScaler`); its state is
+    part of :meth:`state_dict` and of the saved file.
 
     Usage::
 
@@ -140,12 +146,23 @@ class Optimizer:
     def __init__(
         self, model_parameters: Dict[str, Tensor], lr: float, lr_scheduler_kwargs: Optional[dict] = None, **kwargs: Any
     ) -> None:
+        loss_scaler = kwargs.pop("loss_scaler", None)
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(kwargs)}")
+        if loss_scaler is not None and not isinstance(loss_scaler, LossScaler):
+            raise TypeError(f"loss_scaler must be a LossScaler, got {type(loss_scaler).__name__}")
         self._params = _named(model_parameters)
         self._base_lr = self._lr = _check_lr(lr, type(self).__name__)
         self._timestep = 0
         self._states: Dict[str, Dict[str, Any]] = {}
+        #: The parameter arrays this optimizer last wrote from a master copy (a different array means someone else
+        #: assigned the parameter, so its master is checked before use).
+        self._written: Dict[str, Any] = {}
+        self.loss_scaler: Optional[LossScaler] = loss_scaler
+        self._unscaled: Optional[Dict[str, Any]] = None
+        self._found_inf = False
+        #: True when the last ``step()`` was skipped because the loss scaler found an inf or a NaN.
+        self.last_step_skipped = False
         self._scheduler = None
         if lr_scheduler_kwargs:
             opts = dict(lr_scheduler_kwargs)
@@ -180,12 +197,46 @@ class Optimizer:
     # -- gradients --
 
     def _grads(self) -> Dict[str, Any]:
+        if self._unscaled is not None:
+            return self._unscaled
         return {n: p.grad.data for n, p in self._params.items() if p.grad is not None}
 
     def zero_grad(self) -> None:
         """Clear every parameter's gradient (None counts as zero and is skipped by step)."""
         for p in self._params.values():
             p.grad = None
+        self._unscaled = None
+
+    # -- loss scaling --
+
+    def scale_loss(self, loss: Tensor) -> Tensor:
+        """``loss`` times the loss scale (``loss`` itself without a scaler): call ``backward`` on the result."""
+        if self.loss_scaler is None:
+            return loss
+        self._unscaled = None
+        if backend.is_low_precision(loss.dtype):
+            loss = loss.astype("float32")  # the scaled value itself must not overflow float16
+        return loss * self.loss_scaler.scale
+
+    def unscale_gradients(self) -> bool:
+        """Divide this step's gradients by the loss scale, in float32 (once per step); True when one is not finite.
+
+        ``clip_grad_norm``, ``grad_l2_norm`` and ``step`` call it, so it is
+        needed by hand only to look at unscaled gradients. The parameters'
+        ``.grad`` keep the scaled values; the optimizer works on float32
+        copies. Without a loss scaler it only reports non-finite gradients.
+        """
+        if self.loss_scaler is None:
+            return False
+        if self._unscaled is None:
+            inv = 1.0 / self.loss_scaler.scale
+            f32 = backend.dtype("float32")
+            grads = {n: p.grad.data for n, p in self._params.items() if p.grad is not None}
+            self._unscaled = {
+                n: (g.astype(f32) if backend.is_low_precision(g.dtype) else g) * inv for n, g in grads.items()
+            }
+            self._found_inf = not all(bool(_lib.all(_lib.isfinite(g))) for g in self._unscaled.values())
+        return self._found_inf
 
     def gradient_arrays(self) -> Dict[str, Any]:
         """The current gradient arrays, by parameter name (parameters without a gradient are left out)."""
@@ -204,11 +255,15 @@ class Optimizer:
         return total ** (1.0 / norm_type)
 
     def grad_l2_norm(self) -> float:
-        """The L2 norm of all current gradients together."""
+        """The L2 norm of all current gradients together (unscaled, with a loss scaler)."""
+        self.unscale_gradients()
         return self._norm(2.0)
 
     def scale_gradients(self, scale: Any) -> None:
-        """Multiply every gradient by ``scale`` (gradients keep their dtype)."""
+        """Multiply every gradient by ``scale`` (gradients keep their dtype; with a loss scaler, the unscaled ones)."""
+        if self._unscaled is not None:
+            self._unscaled = {n: g * scale for n, g in self._unscaled.items()}
+            return
         for p in self._params.values():
             if p.grad is not None:
                 p.grad = (p.grad.data * scale).astype(p.grad.dtype)
@@ -227,6 +282,7 @@ class Optimizer:
             raise ValueError(f"clip_grad_norm: max_norm must be > 0 and finite, got {max_norm}")
         if not norm_type > 0:
             raise ValueError(f"clip_grad_norm: norm_type must be > 0 (or inf), got {norm_type}")
+        self.unscale_gradients()
         total = self._norm(norm_type)
         coef = max_norm / (total + 1e-6)
         if math.isfinite(total) and coef < 1.0:
@@ -236,17 +292,27 @@ class Optimizer:
     # -- stepping --
 
     def step(self) -> None:
-        """Update the learning rate from the schedule, update every parameter with a gradient, count the step."""
+        """Update the learning rate from the schedule, update every parameter with a gradient, count the step.
+
+        With a loss scaler, gradients are unscaled first; a step whose
+        gradients hold an inf or a NaN changes no parameter, is not counted,
+        lowers the scale and sets :attr:`last_step_skipped`.
+        """
+        if self.loss_scaler is not None and self.unscale_gradients():
+            self.loss_scaler.update(found_inf=True)
+            self.last_step_skipped, self._unscaled = True, None
+            return
         self.update_lr()
         items = []
-        for name, p in self._params.items():
-            if p.grad is None:
-                continue
+        for name, g in self._grads().items():
+            p = self._params[name]
             dt = _state_dtype(p)
-            g = p.grad.data
             items.append((name, p, g.astype(dt) if g.dtype != dt else g, dt))
         self._update_all(items)
         self._timestep += 1
+        self.last_step_skipped, self._unscaled = False, None
+        if self.loss_scaler is not None:
+            self.loss_scaler.update(found_inf=False)
         # MLX builds lazy graphs: evaluate the new parameters and state now, as MLX's own optimizers expect,
         # or a loop that never reads a value keeps every step's graph alive.
         backend.materialize(*(p.data for p in self._params.values()), *self._state_arrays())
@@ -261,15 +327,37 @@ class Optimizer:
 
     def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
         """Update one parameter; ``grad`` is already in the state dtype. Base: plain gradient descent."""
-        self._assign(param, self._value(param, dtype) - self._lr * grad)
+        self._assign(name, param, self._value(name, param, dtype) - self._lr * grad)
 
-    @staticmethod
-    def _value(param: Tensor, dtype: Any) -> Any:
-        return param.data.astype(dtype) if param.dtype != dtype else param.data
+    def _value(self, name: str, param: Tensor, dtype: Any) -> Any:
+        """The value to update, in the state dtype: a float16/bfloat16 parameter's float32 master copy.
 
-    @staticmethod
-    def _assign(param: Tensor, value: Any) -> None:
-        param.data = value.astype(param.dtype) if value.dtype != param.dtype else value
+        A low-precision parameter cannot hold updates smaller than its
+        resolution (bfloat16 keeps 8 bits), so the optimizer updates a float32
+        master (state slot ``"master"``) and writes the rounded value back. The
+        master is (re)made from the parameter when there is none, or when the
+        parameter was assigned from elsewhere (a loaded checkpoint, user code)
+        and no longer rounds to it.
+        """
+        if not backend.is_low_precision(param.dtype):
+            return param.data.astype(dtype) if param.dtype != dtype else param.data
+        state = self._states.setdefault(name, {})
+        master = state.get("master")
+        if master is not None and self._written.get(name) is not param.data:
+            if not bool(_lib.all(master.astype(param.dtype) == param.data)):
+                master = None
+        if master is None:
+            master = param.data.astype(dtype)
+        state["master"] = master
+        return master
+
+    def _assign(self, name: str, param: Tensor, value: Any) -> None:
+        if backend.is_low_precision(param.dtype):
+            self._states.setdefault(name, {})["master"] = value
+            param.data = value.astype(param.dtype)
+            self._written[name] = param.data
+        else:
+            param.data = value.astype(param.dtype) if value.dtype != param.dtype else value
 
     def _slot(self, name: str, slot: str, param: Tensor, dtype: Any) -> Any:
         state = self._states.setdefault(name, {})
@@ -296,7 +384,10 @@ class Optimizer:
             name: {k: (backend.copy(v) if backend.is_array(v) else v) for k, v in slots.items()}
             for name, slots in self._states.items()
         }
-        return {"hyperparams": self._hyperparams(), "parameters": list(self._params), "states": states}
+        out = {"hyperparams": self._hyperparams(), "parameters": list(self._params), "states": states}
+        if self.loss_scaler is not None:
+            out["loss_scaler"] = self.loss_scaler.state_dict()
+        return out
 
     def load_state_dict(self, state_dict: Dict[str, Any], strict: bool = True) -> None:
         """Restore hyperparameters and per-parameter state, all or nothing.
@@ -320,6 +411,7 @@ class Optimizer:
         """
         if not isinstance(state_dict, dict):
             raise OptimizerStateError(f"cannot load optimizer state: expected a dict, got {type(state_dict).__name__}")
+        scaler_state = state_dict.get("loss_scaler")
         missing = [k for k in ("hyperparams", "parameters", "states") if k not in state_dict]
         if missing:
             raise OptimizerStateError(
@@ -367,8 +459,21 @@ class Optimizer:
                     loaded[name][slot] = self._checked_slot(name, slot, value)
                 except (TypeError, ValueError) as exc:
                     problems.append(f"{name}.{slot}: {exc}")
+        scaler: Optional[Dict[str, Any]] = None
+        if self.loss_scaler is not None and scaler_state is None and strict:
+            problems.append("the state has no loss scaler state, but this optimizer has a loss scaler")
+        elif self.loss_scaler is None and scaler_state is not None and strict:
+            problems.append("the state has a loss scaler state, but this optimizer has no loss scaler")
+        elif self.loss_scaler is not None and scaler_state is not None:
+            try:
+                scaler = LossScaler.check_state(dict(scaler_state))
+            except (TypeError, ValueError) as exc:
+                problems.append(f"invalid loss scaler state: {exc}")
         if problems:
             raise OptimizerStateError("cannot load optimizer state: " + "; ".join(problems))
+        if scaler is not None and self.loss_scaler is not None:
+            self.loss_scaler.load_state_dict(scaler)
+        self._written, self._unscaled = {}, None
         self._lr, self._base_lr, self._timestep = checked["lr"], checked["base_lr"], checked["timestep"]
         for k in self.hyperparameter_names:
             setattr(self, k, checked[k])
@@ -420,6 +525,8 @@ class Optimizer:
             "parameters": json.dumps(sd["parameters"]),
             "scalars": json.dumps(scalars),
         }
+        if "loss_scaler" in sd:
+            metadata["loss_scaler"] = json.dumps(sd["loss_scaler"])
         atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata), suffix=".safetensors")
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> None:
@@ -460,10 +567,15 @@ class Optimizer:
             if not sep:
                 raise OptimizerStateError(f"{path}: entry {key!r} is not named '<parameter>::<slot>'")
             states.setdefault(name, {})[slot] = value
-        self.load_state_dict(
-            {"hyperparams": decoded["hyperparams"], "parameters": decoded["parameters"], "states": states},
-            strict=strict,
-        )
+        sd = {"hyperparams": decoded["hyperparams"], "parameters": decoded["parameters"], "states": states}
+        if "loss_scaler" in meta:
+            try:
+                sd["loss_scaler"] = json.loads(meta["loss_scaler"])
+            except json.JSONDecodeError as exc:
+                raise OptimizerStateError(
+                    f"{path}: the metadata entry 'loss_scaler' is not valid JSON ({exc})"
+                ) from None
+        self.load_state_dict(sd, strict=strict)
 
 
 def _to_array(value: Any, dtype: Any) -> Any:

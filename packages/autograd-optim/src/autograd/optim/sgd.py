@@ -31,7 +31,7 @@ class SGD(Optimizer):
     """
 
     hyperparameter_names = ("momentum", "nesterov", "weight_decay", "dampening")
-    slots = {"momentum_buffer": "array"}
+    slots = {"momentum_buffer": "array", "master": "array"}
 
     @classmethod
     def check_hyperparameters(cls, hyperparams: Dict[str, Any]) -> Dict[str, Any]:
@@ -66,7 +66,7 @@ class SGD(Optimizer):
 
     def _update(self, name: str, param: Tensor, grad: Any, dtype: Any) -> None:
         """p <- p - lr * g, with weight decay and momentum as above."""
-        value = self._value(param, dtype)
+        value = self._value(name, param, dtype)
         g = grad + self.weight_decay * value if self.weight_decay else grad
         if self.momentum:
             state = self._states.setdefault(name, {})
@@ -74,4 +74,4 @@ class SGD(Optimizer):
             buf = g if buf is None else self.momentum * buf + (1.0 - self.dampening) * g
             state["momentum_buffer"] = buf
             g = g + self.momentum * buf if self.nesterov else buf
-        self._assign(param, value - self._lr * g)
+        self._assign(name, param, value - self._lr * g)
