@@ -90,12 +90,16 @@ CONFIGS = {
 
 
 def train(cfg: dict, world: int, rank: int, seed: int) -> tuple[dict, dict, dict, list]:
-    """STEPS optimizer steps on this rank's share of each global batch; returns (before wrap, after wrap, final)."""
+    """STEPS optimizer steps on this rank's share of each global batch.
+
+    Returns the parameters before and after wrapping and at the end, and the bucket names at wrap time and after
+    the first step's rebuild.
+    """
     kind = cfg["kind"]
     model = build(kind, seed)
     before = snapshot(model)
     ddp = dist.DistributedDataParallel(model, bucket_cap_mb=cfg["bucket"], overlap=cfg.get("overlap", True))
-    wrapped = snapshot(model)
+    wrapped, initial_buckets = snapshot(model), ddp.bucket_names
     if kind == "attention":
         opt = Adam(ddp.parameters, lr=0.02)
     else:
@@ -114,7 +118,17 @@ def train(cfg: dict, world: int, rank: int, seed: int) -> tuple[dict, dict, dict
         if cfg.get("synchronize"):
             ddp.synchronize()
         opt.step()
-    return before, wrapped, snapshot(model), ddp.bucket_names
+    return before, wrapped, snapshot(model), {"initial": initial_buckets, "rebuilt": ddp.bucket_names}
+
+
+def arrival_order(kind: str) -> list:
+    """The order in which one plain backward delivers the parameters' final gradients."""
+    model, order = build(kind, seed=0), []
+    for name, p in model.parameters.items():
+        p.register_post_accumulate_grad_hook(lambda p, name=name: order.append(name))
+    x, y = make_data(kind, 4)
+    F.mean_squared_loss(model(as_tensor(x)), as_tensor(y)).backward()
+    return order
 
 
 def save_npz(path: str, **groups: dict) -> None:
@@ -136,7 +150,8 @@ def equivalence(out: str, reference: bool) -> None:
             buckets[name] = names
     if not reference:
         with open(os.path.join(out, f"buckets_rank{rank}.json"), "w") as f:
-            json.dump({"buckets": buckets, "transport": dist.transport(), "world": world}, f)
+            info = {"buckets": buckets, "transport": dist.transport(), "world": world}
+            json.dump(info | {"arrivals": {k: arrival_order(k) for k in ("mlp", "attention")}}, f)
 
 
 def collectives(out: str) -> None:

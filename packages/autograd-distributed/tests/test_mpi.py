@@ -48,15 +48,18 @@ def test_parameters_broadcast_from_rank0_at_wrap(equivalence):
         assert all(np.array_equal(wrapped[k], before0[k]) for k in before0)
 
 
-def test_bucket_boundaries(equivalence):
+def test_bucket_boundaries_and_rebuild_in_arrival_order(equivalence):
     info = json.loads((equivalence / "buckets_rank0.json").read_text())
     assert info["transport"] == "mpi" and info["world"] == 2
-    b = info["buckets"]
-    # reverse registration order; a cap below one parameter gives each its own bucket, a huge cap one bucket
-    assert b["mlp_tiny_bucket"] == [["fc2.bias"], ["fc2.weight"], ["fc1.bias"], ["fc1.weight"]]
-    assert b["mlp_one_bucket"] == [["fc2.bias", "fc2.weight", "fc1.bias", "fc1.weight"]]
-    assert len(b["attention"]) >= 2  # the 2 KiB cap splits the attention model's 10 parameters
-    assert sorted(sum(b["attention"], [])) == sorted(set(sum(b["attention"], [])))
+    b, arrivals = info["buckets"], info["arrivals"]
+    # At wrap: reverse registration order; a cap below one parameter gives each its own bucket, a huge cap one.
+    assert b["mlp_tiny_bucket"]["initial"] == [["fc2.bias"], ["fc2.weight"], ["fc1.bias"], ["fc1.weight"]]
+    assert b["mlp_one_bucket"]["initial"] == [["fc2.bias", "fc2.weight", "fc1.bias", "fc1.weight"]]
+    # After the first step: the order in which backward delivered the gradients.
+    assert b["mlp_tiny_bucket"]["rebuilt"] == [[name] for name in arrivals["mlp"]]
+    assert b["mlp_one_bucket"]["rebuilt"] == [arrivals["mlp"]]
+    attention = b["attention"]["rebuilt"]
+    assert len(attention) >= 2 and sum(attention, []) == arrivals["attention"]  # a 2 KiB cap splits 10 parameters
     assert json.loads((equivalence / "buckets_rank1.json").read_text())["buckets"] == b
 
 

@@ -27,7 +27,7 @@ def cuda_devices() -> int:
 
 DEVICES = cuda_devices()
 pytestmark = pytest.mark.skipif(DEVICES == 0, reason="no CUDA device (or no CuPy): NCCL cannot run here")
-two_gpus = pytest.mark.skipif(DEVICES < 2, reason="NCCL needs one GPU per rank; this machine has one")
+two_gpus = pytest.mark.skipif(0 < DEVICES < 2, reason="NCCL needs one GPU per rank; this machine has one")
 
 
 def test_nccl_group_starts_under_mpiexec(tmp_path):

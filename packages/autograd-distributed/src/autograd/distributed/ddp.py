@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from autograd import backend
 from autograd.distributed import group
@@ -49,8 +49,9 @@ class DistributedDataParallel(Module):
     bucket as soon as it is final (through core's
     ``Tensor.register_post_accumulate_grad_hook``); buckets hold about
     ``bucket_cap_mb`` MiB of parameters of one dtype, filled in reverse
-    registration order (the order backward produces gradients), and each
-    bucket's sum over the ranks starts, non-blocking, as soon as its last
+    registration order for the first step and, from then on, in the order in
+    which the first step's gradients arrived on rank 0 (as PyTorch does), and
+    each bucket's sum over the ranks starts, non-blocking, as soon as its last
     gradient arrives (buckets always start in the same order on every rank).
     When the last bucket has started, the hook waits for all of them and
     writes the averages back into ``p.grad``, so **gradients are averaged
@@ -100,8 +101,12 @@ class DistributedDataParallel(Module):
         self.bucket_cap_mb = cap
         self.broadcast_buffers = bool(broadcast_buffers)
         self.overlap = bool(overlap)
-        #: Seconds spent blocked waiting for gradient reductions (what overlap did not hide), summed over steps.
+        #: Seconds spent blocked waiting for gradient reductions (what overlap did not hide, and waiting for a
+        #: slower rank), summed over steps.
         self.comm_wait_s = 0.0
+        #: Buckets whose reduction had already completed when the last gradient arrived, summed over steps
+        #: (None on MLX, which cannot be asked): overlap at work.
+        self.buckets_done_early: int | None = 0
         self._g: Transport = group._get()
         self._sync_enabled = True  # False inside no_sync()
         self._reducing = False  # whether the backward of the latest forward reduces
@@ -113,7 +118,14 @@ class DistributedDataParallel(Module):
             return
         self._check_same_layout()
         self._copy_from_rank0(states_only=False)
-        self._build_buckets()
+        self._trainable = [(n, p) for n, p in self.module.parameters.items() if p.requires_grad]
+        self._index = {id(p): i for i, (_, p) in enumerate(self._trainable)}
+        # The first reducing step records the order in which gradients arrive; buckets are then rebuilt in
+        # rank 0's order (as PyTorch does), so each bucket fills at one point of the backward.
+        self._arrivals: Optional[List[int]] = []
+        self._build_buckets(list(reversed(range(len(self._trainable)))))
+        for _, p in self._trainable:
+            self._handles.append(p.register_post_accumulate_grad_hook(self._on_grad))
 
     # -- the module interface: the wrapped module's names, unprefixed --
 
@@ -152,7 +164,7 @@ class DistributedDataParallel(Module):
 
     @property
     def bucket_names(self) -> List[List[str]]:
-        """The parameter names of each bucket, in launch order (empty for world size 1)."""
+        """The parameter names of each bucket, in launch order (rebuilt after the first step; empty for world 1)."""
         return [list(b.names) for b in self._buckets]
 
     # -- wrap time --
@@ -189,11 +201,13 @@ class DistributedDataParallel(Module):
             strict=not states_only,
         )
 
-    def _build_buckets(self) -> None:
+    def _build_buckets(self, order: List[int]) -> None:
+        """Fill buckets with the trainable parameters in ``order`` (indices into registration order)."""
         cap = self.bucket_cap_mb * 1024 * 1024
-        trainable = [(n, p) for n, p in self.module.parameters.items() if p.requires_grad]
+        self._buckets, self._slots = [], {}
         bucket = None
-        for name, p in reversed(trainable):
+        for i in order:
+            name, p = self._trainable[i]
             nbytes = int(p.data.nbytes)
             if bucket is None or bucket.dtype != p.dtype or (bucket.params and bucket.nbytes + nbytes > cap):
                 bucket = _Bucket(len(self._buckets), p.dtype)
@@ -206,8 +220,6 @@ class DistributedDataParallel(Module):
         self._next = 0  # the next bucket to launch
         self._complete = 0  # buckets whose every gradient is final
         self._inflight: List[Tuple[_Bucket, Pending]] = []
-        for _, p in trainable:
-            self._handles.append(p.register_post_accumulate_grad_hook(self._on_grad))
 
     # -- during backward --
 
@@ -227,6 +239,8 @@ class DistributedDataParallel(Module):
                 f"DistributedDataParallel: parameter {bucket.names[slot]!r} got two gradients in one step"
             )
         got[slot] = True
+        if self._arrivals is not None:
+            self._arrivals.append(self._index[id(p)])
         bucket.ready += 1
         if bucket.ready == len(bucket.params):
             self._complete += 1
@@ -258,6 +272,11 @@ class DistributedDataParallel(Module):
 
     def _finish(self) -> None:
         """Launch what is left (zeros for parameters without a gradient), wait for every bucket, write averages."""
+        early = self._g.finished([pending for _, pending in self._inflight])  # those started during backward
+        if early is None or self.buckets_done_early is None:
+            self.buckets_done_early = None
+        else:
+            self.buckets_done_early += early
         for bucket in self._buckets[self._next :]:
             bucket.ready = len(bucket.params)
         self._launch_ready()
@@ -275,6 +294,17 @@ class DistributedDataParallel(Module):
         self._got = [[False] * len(b.params) for b in self._buckets]
         self._next = self._complete = 0
         self._finished = True
+        if self._arrivals is not None:
+            self._rebuild_buckets()
+
+    def _rebuild_buckets(self) -> None:
+        # Every rank gets here at the end of its first reducing step; all take rank 0's order, so the buckets
+        # (and their launch order) stay identical on every rank.
+        arrived = self._g.all_gather_object(self._arrivals, "the bucket order after the first step")[0]
+        self._arrivals = None
+        seen = set(arrived)
+        rest = [i for i in reversed(range(len(self._trainable))) if i not in seen]  # no gradient in step 1
+        self._build_buckets(list(dict.fromkeys(arrived)) + rest)
 
     # -- after backward --
 

@@ -214,6 +214,10 @@ class Transport:
     def progress(self, pending: Sequence[Pending]) -> None:
         return None
 
+    def finished(self, pending: Sequence[Pending]) -> Optional[int]:
+        """How many of ``pending`` have completed, without waiting (None where that cannot be asked)."""
+        return len(pending)
+
     def wait(self, pending: Sequence[Pending], what: str) -> List[Any]:
         return [p.array for p in pending]
 
@@ -346,6 +350,9 @@ class MPITransport(Transport):
         # OpenMPI has no progress thread: a non-blocking collective advances only inside MPI calls.
         self.MPI.Request.Testall([p.request for p in pending])
 
+    def finished(self, pending: Sequence[Pending]) -> Optional[int]:
+        return sum(bool(p.request.Test()) for p in pending)
+
     def wait(self, pending: Sequence[Pending], what: str) -> List[Any]:
         self._wait_requests([p.request for p in pending], what)
         return [p.array for p in pending]
@@ -462,6 +469,9 @@ class NCCLTransport(Transport):
         self._after_current()
         self.comm.all_reduce(flat, flat, "sum", stream=self.stream)
         return Pending(flat, self._done_event())
+
+    def finished(self, pending: Sequence[Pending]) -> Optional[int]:
+        return sum(bool(p.request.done) for p in pending)
 
     def wait(self, pending: Sequence[Pending], what: str) -> List[Any]:
         self._wait_events([p.request for p in pending], what)
@@ -581,6 +591,9 @@ class MLXTransport(Transport):
         out = self.mx.distributed.all_sum(flat, group=self.group, stream=self._cpu())
         self.mx.async_eval(out)  # starts now, in launch order, while backward goes on
         return Pending(out)
+
+    def finished(self, pending: Sequence[Pending]) -> Optional[int]:
+        return None  # MLX cannot be asked whether an async_eval is done
 
     def wait(self, pending: Sequence[Pending], what: str) -> List[Any]:
         self._eval([p.array for p in pending], what)
