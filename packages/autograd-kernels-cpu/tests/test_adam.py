@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from autograd_kernels_cpu import adam
+from autograd_kernels_cpu._common import UnsupportedInputError
 from cpu_helpers import assert_identical
 
 from autograd.kernels.reference import AdamReference
-from autograd_kernels_cpu import adam
-from autograd_kernels_cpu._common import UnsupportedInputError
 
 SHAPES = [(3, 4), (70001,), (5,), (128, 128), (1,), (2, 3, 4, 5), ()]
 

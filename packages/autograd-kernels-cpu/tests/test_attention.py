@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from autograd_kernels_cpu import attention
 from cpu_helpers import assert_close, assert_identical
 
 from autograd.kernels import tiled
 from autograd.kernels.tiled import TiledAttentionFunction
 from autograd.tensor import Tensor
-from autograd_kernels_cpu import attention
 
 
 @pytest.mark.parametrize("seed, p", [(0, 0.1), (12345678901, 0.3), (7, 0.5), (2**40 + 3, 0.9)])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from numba import njit
-
 from autograd_kernels_cpu._math import fast_exp, fast_tanh
+from numba import njit
 
 
 @njit(error_model="numpy")

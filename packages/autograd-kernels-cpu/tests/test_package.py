@@ -5,9 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 import autograd_kernels_cpu
+import pytest
 from autograd_kernels_cpu import _threads
 
 

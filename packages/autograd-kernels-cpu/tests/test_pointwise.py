@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from autograd_kernels_cpu import pointwise as pw
+from autograd_kernels_cpu._common import UnsupportedInputError
 from cpu_helpers import assert_close, assert_identical
 
 from autograd import functional as F
 from autograd.tensor import Tensor
-from autograd_kernels_cpu import pointwise as pw
-from autograd_kernels_cpu._common import UnsupportedInputError
 
 OPS = {"gelu": F.Gelu, "relu": F.Relu, "sigmoid": F.Sigmoid, "tanh": F.Tanh}
 # Backward takes the forward's input for gelu and relu, its output for sigmoid and tanh.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from autograd_kernels_cpu import conv, embedding, pool
 from cpu_helpers import assert_close, assert_identical
 
 from autograd.kernels.reference import MaxPool2dFunction, conv2d
 from autograd.tensor import Tensor
-from autograd_kernels_cpu import conv, embedding, pool
 
 CONVS = [
     # N, C, H, W, O, k, stride, (top, bottom, left, right)
@@ -79,11 +79,22 @@ def test_max_pool_bit_identical_with_ties(shape, k, stride, dtype, rng):
     assert_identical(pool.max_pool2d_backward(g, x, y, k, stride), tx.grad.data)
 
 
-def test_max_pool_nan_and_padding():
-    x = np.array([[[[np.nan, 1.0], [2.0, -np.inf]]]], np.float32)
-    y = pool.max_pool2d_forward(x, 2, 2)
+@pytest.mark.parametrize("k, stride", [(2, 2), (2, 1), (3, 3)])
+def test_max_pool_nan_and_padding(k, stride):
+    x = np.zeros((1, 1, 3, 3), np.float32)
+    x[0, 0, 1, 1] = np.nan
+    y = pool.max_pool2d_forward(x, k, stride)
     assert np.isnan(y).all()
-    assert not pool.max_pool2d_backward(np.ones_like(y), x, y, 2, 2).any()  # no element equals a NaN max
+    assert not pool.max_pool2d_backward(np.ones_like(y), x, y, k, stride).any()  # no element equals a NaN max
+
+
+def test_max_pool_negative_zero_gradient():
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    dx = pool.max_pool2d_backward(np.full((1, 1, 1, 1), -0.0, np.float32), x, np.zeros((1, 1, 1, 1), np.float32), 2, 2)
+    assert not np.signbit(dx).any()  # the reference adds -0.0 into zeros: +0.0
+
+
+def test_max_pool_minus_inf_padding():
     x = np.full((1, 1, 3, 3), -np.inf, np.float32)
     x[0, 0, 1, 1] = 5.0
     assert pool.max_pool2d_forward(x, 2, 1).tolist() == [[[[5.0, 5.0], [5.0, 5.0]]]]

@@ -27,45 +27,111 @@ _MIN_WORK = 1 << 17
 
 @njit(**OPTS)
 def _fwd_plane(x, y, k, s):  # type: ignore[no-untyped-def]
+    # Offset by offset, each a max over a strided row (vectorizable), as the reference's np.maximum chain.
     ho, wo = y.shape
     for i in range(ho):
+        yr = y[i]
+        for di in range(k):
+            xr = x[i * s + di]
+            for dj in range(k):
+                if di == 0 and dj == 0:
+                    for j in range(wo):
+                        yr[j] = xr[j * s]
+                    continue
+                for j in range(wo):
+                    v, m = xr[j * s + dj], yr[j]
+                    yr[j] = v if (v > m or v != v) else m  # NaN wins, as with np.maximum
+
+
+@njit(**OPTS)
+def _counts(g, x, y, share, k, s):  # type: ignore[no-untyped-def]
+    # share <- g / (number of elements equal to the window's max); branch-free, offset by offset.
+    ho, wo = y.shape
+    one, zero = x.dtype.type(1.0), x.dtype.type(0.0)
+    share[:, :] = zero
+    for di in range(k):
+        for dj in range(k):
+            for i in range(ho):
+                xr, yr, cr = x[i * s + di], y[i], share[i]
+                for j in range(wo):
+                    cr[j] += one if xr[j * s + dj] == yr[j] else zero
+    for i in range(ho):
+        cr, gr = share[i], g[i]
         for j in range(wo):
-            m = x[i * s, j * s]
-            for di in range(k):
-                row = x[i * s + di]
-                for dj in range(k):
-                    v = row[j * s + dj]
-                    m = v if (v > m or v != v) else m  # NaN wins, as with np.maximum
-            y[i, j] = m
+            cr[j] = gr[j] / cr[j]  # a NaN max has no equal element: 0/0, never added below
 
 
 @njit(**OPTS)
 def _bwd_plane(g, x, y, dx, share, k, s):  # type: ignore[no-untyped-def]
+    # A non-maximal element receives +0.0, exactly as the reference's where(hit, share, 0) adds.
     ho, wo = y.shape
-    one, zero = x.dtype.type(1.0), x.dtype.type(0.0)
-    for i in range(ho):
-        for j in range(wo):
-            count = zero
-            for di in range(k):
-                for dj in range(k):
-                    if x[i * s + di, j * s + dj] == y[i, j]:
-                        count += one
-            share[i, j] = g[i, j] / count  # no element equals a NaN max: nothing is added below
+    zero = x.dtype.type(0.0)
+    _counts(g, x, y, share, k, s)
     dx[:, :] = zero
-    # Offset by offset, as the reference adds them, so overlapping windows sum in its order.
+    if s >= k:
+        # Windows do not overlap: each pixel gets at most one contribution, written row by row.
+        for i in range(ho):
+            yr, cr = y[i], share[i]
+            for di in range(k):
+                xr, dr = x[i * s + di], dx[i * s + di]
+                for j in range(wo):
+                    m, v = yr[j], cr[j]
+                    for dj in range(k):
+                        c = j * s + dj
+                        dr[c] = zero + (v if xr[c] == m else zero)  # zero + keeps the reference's -0.0 -> +0.0
+        return
+    # Overlapping windows: offset by offset, in the reference's order, so each pixel sums in its order.
     for di in range(k):
         for dj in range(k):
             for i in range(ho):
+                xr, yr, cr, dr = x[i * s + di], y[i], share[i], dx[i * s + di]
                 for j in range(wo):
-                    if x[i * s + di, j * s + dj] == y[i, j]:
-                        dx[i * s + di, j * s + dj] += share[i, j]
+                    dr[j * s + dj] += cr[j] if xr[j * s + dj] == yr[j] else zero
+
+
+@njit(**OPTS)
+def _max4(a, b, c, d):  # type: ignore[no-untyped-def]
+    # np.maximum(np.maximum(np.maximum(a, b), c), d), NaN winning as there.
+    m = b if (b > a or b != b) else a
+    m = c if (c > m or c != c) else m
+    return d if (d > m or d != d) else m
+
+
+@njit(**OPTS)
+def _fwd_plane2(x, y):  # type: ignore[no-untyped-def]
+    # k = stride = 2, the common case: one pass over each 2 x 2 window.
+    for i in range(y.shape[0]):
+        x0, x1, yr = x[2 * i], x[2 * i + 1], y[i]
+        for j in range(y.shape[1]):
+            yr[j] = _max4(x0[2 * j], x0[2 * j + 1], x1[2 * j], x1[2 * j + 1])
+
+
+@njit(**OPTS)
+def _bwd_plane2(g, x, y, dx):  # type: ignore[no-untyped-def]
+    one, zero = x.dtype.type(1.0), x.dtype.type(0.0)
+    dx[:, :] = zero  # pixels outside every window (odd H or W)
+    for i in range(y.shape[0]):
+        x0, x1, d0, d1, yr, gr = x[2 * i], x[2 * i + 1], dx[2 * i], dx[2 * i + 1], y[i], g[i]
+        for j in range(y.shape[1]):
+            m = yr[j]
+            a, b, c, d = x0[2 * j] == m, x0[2 * j + 1] == m, x1[2 * j] == m, x1[2 * j + 1] == m
+            count = (one if a else zero) + (one if b else zero) + (one if c else zero) + (one if d else zero)
+            share = gr[j] / count
+            # zero + ...: the reference adds into zeros, which turns a -0.0 share into +0.0.
+            d0[2 * j] = zero + (share if a else zero)
+            d0[2 * j + 1] = zero + (share if b else zero)
+            d1[2 * j] = zero + (share if c else zero)
+            d1[2 * j + 1] = zero + (share if d else zero)
 
 
 @njit(**OPTS)
 def _fwd_planes(x, y, k, s, lo, hi):  # type: ignore[no-untyped-def]
     c = x.shape[1]
     for q in range(lo, hi):
-        _fwd_plane(x[q // c, q % c], y[q // c, q % c], k, s)
+        if k == 2 and s == 2:
+            _fwd_plane2(x[q // c, q % c], y[q // c, q % c])
+        else:
+            _fwd_plane(x[q // c, q % c], y[q // c, q % c], k, s)
 
 
 @njit(**OPTS)
@@ -73,7 +139,10 @@ def _bwd_planes(g, x, y, dx, k, s, lo, hi):  # type: ignore[no-untyped-def]
     c = x.shape[1]
     share = np.empty(y.shape[2:], x.dtype)
     for q in range(lo, hi):
-        _bwd_plane(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c], share, k, s)
+        if k == 2 and s == 2:
+            _bwd_plane2(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c])
+        else:
+            _bwd_plane(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c], share, k, s)
 
 
 @njit(parallel=True, **OPTS)
