@@ -609,14 +609,15 @@ def _mlx_kernel() -> Any:
         impl = registry.get(MLX_KERNEL_NAME)
     except registry.UnknownAttentionImplementationError:
         raise RuntimeError(
-            "the custom MLX attention kernel is not installed: pip install autograd-kernels-mlx "
+            "the custom MLX attention kernel is not installed: pip install autograd-kernels-mlx once it is "
+            "released on PyPI; before the release, from a clone: pip install ./packages/autograd-kernels-mlx "
             "(it runs with the mlx backend: AUTOGRAD_BACKEND=mlx)"
         ) from None
     problems = impl.check_environment()
     if problems:
         raise RuntimeError(
             f"the custom MLX attention kernel cannot run here: {'; '.join(problems)}. "
-            "Select the mlx backend with AUTOGRAD_BACKEND=mlx (pip install 'autograd-core[mlx]')."
+            f"Select the mlx backend with AUTOGRAD_BACKEND=mlx ({backend.install_hint('mlx')})."
         )
     return impl
 

@@ -48,7 +48,7 @@ def _environment_problems() -> List[str]:
     try:
         import cupy
     except ImportError:
-        return ['CuPy is not installed: pip install "autograd-core[cuda12]" (or [cuda13])']
+        return [f"CuPy is not installed: {backend.install_hint('cupy')}"]
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return ["no CUDA device is visible"]
