@@ -1,0 +1,134 @@
+"""Mixed precision: activation memory and time of the GPT decoder training step, float32 against bfloat16.
+
+The step is benchmarks/models.TinyGPT (vocab 256, hidden 128, 4 layers, 4 heads,
+seq 128, batch 8) with AdamW. For each precision:
+
+* activations: the memory the forward pass leaves allocated for the backward
+  (allocated after the forward minus allocated before it; NumPy: tracemalloc,
+  MLX: ``mx.get_active_memory`` after evaluating the loss);
+* peak: the most memory allocated during forward + backward + optimizer step,
+  above what was allocated before the step;
+* time: one training step, the precisions taking turns round by round in
+  this one process, best round kept.
+
+The bfloat16 run is ``model.set_precision("bfloat16")``: parameters stored in
+bfloat16 with float32 masters in the optimizer, products in bfloat16, the
+softmaxes, layer norms, reductions and the loss computed in float32. On NumPy
+this needs ml_dtypes, and products are computed in float32 and rounded (no
+half-precision BLAS), so only memory is expected to improve.
+
+    python benchmarks/bench_precision.py --backend numpy      # or mlx
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+import time
+import tracemalloc
+from typing import Any, Callable, Dict, List
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _memory_probe(backend_name: str) -> Dict[str, Callable[[], int]]:
+    if backend_name == "mlx":
+        import mlx.core as mx
+
+        def current() -> int:
+            return int(mx.get_active_memory())
+
+        def reset_peak() -> None:
+            mx.reset_peak_memory()
+
+        def peak() -> int:
+            return int(mx.get_peak_memory())
+
+        return {"current": current, "reset_peak": reset_peak, "peak": peak}
+
+    def np_current() -> int:
+        return tracemalloc.get_traced_memory()[0]
+
+    def np_peak() -> int:
+        return tracemalloc.get_traced_memory()[1]
+
+    return {"current": np_current, "reset_peak": tracemalloc.reset_peak, "peak": np_peak}
+
+
+def main(argv: List[str] | None = None) -> Dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["numpy", "mlx"], default="numpy")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args(argv)
+    os.environ["AUTOGRAD_BACKEND"] = args.backend
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    sys.path.insert(0, HERE)
+    import numpy as np
+    from models import TinyGPT
+
+    from autograd import backend
+    from autograd import functional as F
+    from autograd.optim import Adam
+    from autograd.tensor import Tensor
+
+    probe = _memory_probe(args.backend)
+    if args.backend == "numpy":
+        tracemalloc.start()
+    rng = np.random.default_rng(0)
+    idx = backend.asarray(rng.integers(0, 256, size=(args.batch, 128)).astype(np.int32))
+    targets = rng.integers(0, 256, size=(args.batch, 128))
+
+    setups = {}
+    for precision in ("float32", "bfloat16"):
+        backend.seed(0)
+        model = TinyGPT()
+        if precision != "float32":
+            model.set_precision(precision)
+        opt = Adam(model.parameters, lr=1e-3, weight_decay=0.01)
+        setups[precision] = (model, opt)
+
+    def step(precision: str, measure: bool = False) -> Dict[str, int]:
+        model, opt = setups[precision]
+        opt.zero_grad()
+        gc.collect()
+        before = probe["current"]()
+        probe["reset_peak"]()
+        loss = F.cross_entropy(model(Tensor(idx, requires_grad=False)), targets)
+        backend.materialize(loss.data)
+        after_forward = probe["current"]()
+        loss.backward()
+        opt.step()
+        backend.materialize(*(p.data for p in model.parameters.values()))
+        out = {"activations": after_forward - before, "peak": probe["peak"]() - before}
+        del loss
+        return out
+
+    memory = {p: step(p, measure=True) for p in setups}  # first steps also create the optimizer state
+    memory = {p: step(p, measure=True) for p in setups}
+    times: Dict[str, float] = {p: float("inf") for p in setups}
+    for _ in range(args.rounds):
+        for precision in setups:  # alternate the precisions round by round
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step(precision)
+            times[precision] = min(times[precision], (time.perf_counter() - start) / args.steps)
+    f32, bf16 = memory["float32"], memory["bfloat16"]
+    print(f"GPT decoder step, backend {args.backend}, batch {args.batch}, seq 128, hidden 128, 4 layers")
+    print(f"{'precision':<10} {'activations':>12} {'peak':>10} {'step':>10}")
+    for p in setups:
+        m = memory[p]
+        print(f"{p:<10} {m['activations'] / 2**20:>9.1f} MiB {m['peak'] / 2**20:>7.1f} MiB {times[p] * 1e3:>7.1f} ms")
+    saving = 1 - bf16["activations"] / f32["activations"]
+    print(
+        f"bfloat16 activations are {saving:.0%} smaller (goal: at least 40%); "
+        f"time {times['bfloat16'] / times['float32']:.2f}x float32's"
+    )
+    return {"memory": memory, "times": times, "activation_saving": saving}
+
+
+if __name__ == "__main__":
+    main()
