@@ -38,6 +38,7 @@ from autograd_kernels_cpu._threads import chunks
 __all__ = ["adam_update"]
 
 _CHUNK = 1 << 14  # elements per work item: big enough to amortize the scheduling, small enough to balance
+_MIN_WORK = 1 << 17  # parameters' elements below which one thread updates them all
 
 
 @intrinsic
@@ -169,5 +170,5 @@ def adam_update(
         factors[i, 1] = math.sqrt(1.0 - beta2**t)
     hyper = np.array([beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps, 1.0 - lr * weight_decay])
     total = int(sizes.sum())
-    kernel = _adam_par if chunks(total // _CHUNK + 1, total * 8.0, 1 << 17) > 1 else _adam
+    kernel = _adam_par if chunks(total // _CHUNK + 1, total, _MIN_WORK) > 1 else _adam
     kernel(addresses, sizes, factors, params[0].reshape(-1)[:0], hyper, bool(weight_decay))

@@ -33,7 +33,7 @@ from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
 
-_MIN_WORK = 1 << 17
+_MIN_WORK = 1 << 19  # elements copied by im2col / col2im
 _scratch = threading.local()
 
 

@@ -12,7 +12,7 @@ Threads take whole (n, c) planes: no two ever write the same pixel.
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Tuple
 
 import numpy as np
 from numba import njit, prange
@@ -22,7 +22,7 @@ from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward"]
 
-_MIN_WORK = 1 << 17
+_MIN_WORK = 1 << 20  # ~0.5 ms of work: below it the wake-up and the extra compile are not worth it
 
 
 @njit(**OPTS)
@@ -124,14 +124,21 @@ def _bwd_plane2(g, x, y, dx):  # type: ignore[no-untyped-def]
             d1[2 * j + 1] = zero + (share if d else zero)
 
 
+# Plane loops: one serial and one parallel entry per window kind, so only the kind in use compiles.
+
+
 @njit(**OPTS)
 def _fwd_planes(x, y, k, s, lo, hi):  # type: ignore[no-untyped-def]
     c = x.shape[1]
     for q in range(lo, hi):
-        if k == 2 and s == 2:
-            _fwd_plane2(x[q // c, q % c], y[q // c, q % c])
-        else:
-            _fwd_plane(x[q // c, q % c], y[q // c, q % c], k, s)
+        _fwd_plane(x[q // c, q % c], y[q // c, q % c], k, s)
+
+
+@njit(**OPTS)
+def _fwd_planes2(x, y, k, s, lo, hi):  # type: ignore[no-untyped-def]
+    c = x.shape[1]
+    for q in range(lo, hi):
+        _fwd_plane2(x[q // c, q % c], y[q // c, q % c])
 
 
 @njit(**OPTS)
@@ -139,10 +146,14 @@ def _bwd_planes(g, x, y, dx, k, s, lo, hi):  # type: ignore[no-untyped-def]
     c = x.shape[1]
     share = np.empty(y.shape[2:], x.dtype)
     for q in range(lo, hi):
-        if k == 2 and s == 2:
-            _bwd_plane2(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c])
-        else:
-            _bwd_plane(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c], share, k, s)
+        _bwd_plane(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c], share, k, s)
+
+
+@njit(**OPTS)
+def _bwd_planes2(g, x, y, dx, k, s, lo, hi):  # type: ignore[no-untyped-def]
+    c = x.shape[1]
+    for q in range(lo, hi):
+        _bwd_plane2(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c])
 
 
 @njit(parallel=True, **OPTS)
@@ -153,10 +164,41 @@ def _fwd_par(x, y, k, s, pieces):  # type: ignore[no-untyped-def]
 
 
 @njit(parallel=True, **OPTS)
+def _fwd_par2(x, y, k, s, pieces):  # type: ignore[no-untyped-def]
+    planes = x.shape[0] * x.shape[1]
+    for p in prange(pieces):
+        _fwd_planes2(x, y, k, s, p * planes // pieces, (p + 1) * planes // pieces)
+
+
+@njit(parallel=True, **OPTS)
 def _bwd_par(g, x, y, dx, k, s, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
         _bwd_planes(g, x, y, dx, k, s, p * planes // pieces, (p + 1) * planes // pieces)
+
+
+@njit(parallel=True, **OPTS)
+def _bwd_par2(g, x, y, dx, k, s, pieces):  # type: ignore[no-untyped-def]
+    planes = x.shape[0] * x.shape[1]
+    for p in prange(pieces):
+        _bwd_planes2(g, x, y, dx, k, s, p * planes // pieces, (p + 1) * planes // pieces)
+
+
+def _run(kernels: Tuple[Any, Any, Any, Any], x: np.ndarray, k: int, s: int, *arrays: np.ndarray) -> None:
+    """Run the serial or parallel (generic or 2x2) kernel over every (n, c) plane."""
+    serial, parallel, serial2, parallel2 = kernels
+    if k == 2 and s == 2:
+        serial, parallel = serial2, parallel2
+    planes = x.shape[0] * x.shape[1]
+    pieces = chunks(planes, x.size * k, _MIN_WORK)
+    if pieces == 1:
+        serial(*arrays, k, s, 0, planes)
+    else:
+        parallel(*arrays, k, s, pieces)
+
+
+_FWD = (_fwd_planes, _fwd_par, _fwd_planes2, _fwd_par2)
+_BWD = (_bwd_planes, _bwd_par, _bwd_planes2, _bwd_par2)
 
 
 def _out_size(op: str, x: np.ndarray, k: int, stride: int) -> Tuple[int, int]:
@@ -169,10 +211,6 @@ def _out_size(op: str, x: np.ndarray, k: int, stride: int) -> Tuple[int, int]:
     return (x.shape[2] - k) // stride + 1, (x.shape[3] - k) // stride + 1
 
 
-def _pieces(x: np.ndarray, k: int) -> int:
-    return chunks(x.shape[0] * x.shape[1], x.size * k, _MIN_WORK)
-
-
 def max_pool2d_forward(x: np.ndarray, k: int, stride: int) -> np.ndarray:
     """Max over every valid k x k window: (N, C, H, W) -> (N, C, (H-k)//stride+1, (W-k)//stride+1).
 
@@ -181,11 +219,7 @@ def max_pool2d_forward(x: np.ndarray, k: int, stride: int) -> np.ndarray:
     check_float("max_pool2d_forward", x=x)
     ho, wo = _out_size("max_pool2d_forward", x, int(k), int(stride))
     y = np.empty(x.shape[:2] + (ho, wo), x.dtype)
-    pieces = _pieces(x, int(k))
-    if pieces == 1:
-        _fwd_planes(x, y, int(k), int(stride), 0, x.shape[0] * x.shape[1])
-    else:
-        _fwd_par(x, y, int(k), int(stride), pieces)
+    _run(_FWD, x, int(k), int(stride), x, y)
     return y
 
 
@@ -200,9 +234,5 @@ def max_pool2d_backward(g: np.ndarray, x: np.ndarray, y: np.ndarray, k: int, str
     if y.shape != x.shape[:2] + (ho, wo) or g.shape != y.shape:
         raise ValueError(f"max_pool2d_backward: g {g.shape} and y {y.shape} do not fit x {x.shape} (k={k})")
     dx = np.empty_like(x)
-    pieces = _pieces(x, int(k))
-    if pieces == 1:
-        _bwd_planes(g, x, y, dx, int(k), int(stride), 0, x.shape[0] * x.shape[1])
-    else:
-        _bwd_par(g, x, y, dx, int(k), int(stride), pieces)
+    _run(_BWD, x, int(k), int(stride), g, x, y, dx)
     return dx
