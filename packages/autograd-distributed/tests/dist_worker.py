@@ -226,7 +226,7 @@ def fault(out: str, kind: str) -> None:
     if kind == "timeout":
         dist.init(timeout=1.5)
         if dist.rank() == 1:
-            time.sleep(20)  # never reaches the collective in time
+            time.sleep(60)  # never reaches the collective in time
         dist.all_reduce(backend.asarray(np.ones(3, dtype=np.float32)))
         return
     dist.init()

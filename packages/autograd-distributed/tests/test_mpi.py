@@ -124,7 +124,7 @@ def test_ranks_with_different_models_get_a_clear_error(tmp_path):
 def test_a_collective_past_the_timeout_fails_naming_it(tmp_path):
     res = run_mpi(["fault", str(tmp_path), "timeout"], timeout=60)
     assert res.rc != 0, res
-    assert res.seconds < 15, res  # rank 1 sleeps 20 s: the job ended on rank 0's 1.5 s timeout
+    assert res.seconds < 30, res  # rank 1 sleeps 60 s: the job ended on rank 0's 1.5 s timeout
     assert "CollectiveTimeoutError: all_reduce('sum') did not complete within 1.5 s on rank 0 of 2" in res.err, res
 
 
