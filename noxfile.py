@@ -47,7 +47,8 @@ PACKAGES = {
     "distributed": "autograd-distributed",
 }
 # what each backend adds to the install of autograd-core
-BACKEND_EXTRA = {"numpy": "", "mlx": "[mlx]", "cupy": "[cuda12]"}
+# (numpy: ml_dtypes, so bfloat16 mixed precision is tested on NumPy too)
+BACKEND_EXTRA = {"numpy": "[bfloat16]", "mlx": "[mlx]", "cupy": "[cuda12]"}
 
 # The valid (python, backend, package) combinations, listed explicitly.
 MATRIX = [
