@@ -15,11 +15,24 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["OPTS", "UnsupportedInputError", "check_float", "row_sum", "row_dot", "row_max"]
+from autograd_kernels_cpu._math import fast_exp
+
+__all__ = [
+    "OPTS",
+    "UnsupportedInputError",
+    "check_float",
+    "check_int",
+    "row_sum",
+    "row_dot",
+    "row_max",
+    "exp_sum",
+    "exp_sum_inplace",
+]
 
 #: Options of every kernel (the parallel ones add ``parallel=True``).
 OPTS = {"cache": True, "error_model": "numpy"}
 _REDUCE = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "nsz"}}
+_MAX = {"cache": True, "error_model": "numpy", "fastmath": {"nnan", "nsz", "reassoc"}}
 
 
 class UnsupportedInputError(ValueError):
@@ -77,11 +90,46 @@ def row_dot(a, b):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(**OPTS)
+@njit(**_MAX)
 def row_max(a):  # type: ignore[no-untyped-def]
-    """Max of a non-empty 1-D array; NaN if any element is NaN (as NumPy's max)."""
+    """Max of a non-empty 1-D array.
+
+    Compiled with ``nnan`` so that it vectorizes: with a NaN in the row the
+    max is unspecified, but every caller then computes ``exp(NaN - max)``, so
+    the NaN still reaches its output, as in the reference.
+    """
     m = a[0]
     for j in range(1, a.size):
-        v = a[j]
-        m = v if (v > m or v != v) else m
+        m = max(m, a[j])
     return m
+
+
+@njit(**_REDUCE)
+def exp_sum(a, m, out):  # type: ignore[no-untyped-def]
+    """``out = fast_exp(a - m)`` element-wise; returns the sum of ``out`` accumulated in float64.
+
+    One loop that both stores and sums: ``reassoc`` lets it vectorize (the exp
+    itself is compiled without it, so it rounds as everywhere else).
+    """
+    s = 0.0
+    for j in range(a.size):
+        e = fast_exp(a[j] - m)
+        out[j] = e
+        s += np.float64(e)
+    return s
+
+
+@njit(**_REDUCE)
+def exp_sum_inplace(a, m):  # type: ignore[no-untyped-def]
+    """``a = fast_exp(a - m)``, returning the float64 sum; :func:`exp_sum` with ``out`` = ``a``.
+
+    A separate function because LLVM cannot prove that two array arguments do
+    not overlap: passed the same array twice, ``exp_sum`` fails its runtime
+    overlap check and runs scalar (measured 4x slower).
+    """
+    s = 0.0
+    for j in range(a.size):
+        e = fast_exp(a[j] - m)
+        a[j] = e
+        s += np.float64(e)
+    return s

@@ -34,7 +34,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, UnsupportedInputError, check_float
+from autograd_kernels_cpu._common import OPTS, UnsupportedInputError, check_float, exp_sum_inplace, row_max
 from autograd_kernels_cpu._math import fast_exp
 from autograd_kernels_cpu._threads import chunks
 
@@ -81,14 +81,9 @@ def _softmax_row(row, brow, has_bias, limit, bh, i, j0, seed, p32, keep_value): 
     if has_bias:
         for j in range(limit):
             row[j] += brow[j]
-    m = row[0]
-    for j in range(1, limit):
-        m = row[j] if row[j] > m else m
-    total = 0.0
-    for j in range(limit):
-        e = fast_exp(row[j] - m)
-        row[j] = e
-        total += np.float64(e)
+    live = row[:limit]
+    m = row_max(live)
+    total = exp_sum_inplace(live, m)
     inv = t_(1.0 / total)
     for j in range(limit):
         row[j] = row[j] * inv
@@ -232,6 +227,15 @@ def _check(
         raise ValueError(f"{op}: bias of shape {bias.shape} does not broadcast to {target}") from None
 
 
+def _c_array(buffer: np.ndarray, shape: Tuple[int, ...]) -> np.ndarray:
+    """A C-contiguous ``shape`` view of the start of a flat scratch ``buffer``.
+
+    Slices of one large (B, H, rows, T) buffer would be strided; the Numba passes then see rows of unknown
+    stride and LLVM leaves them scalar (measured 4-5x slower), and BLAS writes strided outputs.
+    """
+    return buffer[: int(np.prod(shape))].reshape(shape)
+
+
 def _transposed(a: np.ndarray) -> np.ndarray:
     # (B, H, D, T) in C order: slices of it are row-contiguous matrices, which batched matmul hands to BLAS.
     return np.ascontiguousarray(a.swapaxes(-1, -2))
@@ -272,13 +276,13 @@ def attention_forward(
     lse = np.full((bsz, heads, tq), np.inf, dtype)
     p32, keep_value, seed32 = _p_in(dtype, dropout_p), float(1.0 / (1.0 - dropout_p)), int(seed) & 0xFFFFFFFF
     block = min(_Q_BLOCK, tq)
-    scores = np.empty((bsz, heads, block, tk), dtype)
+    scores = np.empty(bsz * heads * block * tk, dtype)
     for r0 in range(0, tq, block):
         r1 = min(tq, r0 + block)
         kend = min(tk, r1 + offset) if causal else tk
         if kend <= 0:
             continue  # no row of this block sees a key: out stays 0, lse +inf
-        s = scores[:, :, : r1 - r0, :kend]
+        s = _c_array(scores, (bsz, heads, r1 - r0, kend))
         np.matmul(qs[:, :, r0:r1], k_t[:, :, :, :kend], out=s)
         rows = s.shape[0] * s.shape[1] * s.shape[2]
         pieces = chunks(rows, s.size * 4, _MIN_WORK)
@@ -329,9 +333,9 @@ def attention_backward(
     dk = np.zeros_like(k)
     dv = np.zeros_like(v)
     block = min(_K_BLOCK, tk)
-    s_buf = np.empty((bsz, heads, tq, block), dtype)
+    s_buf = np.empty(bsz * heads * tq * block, dtype)
     dp_buf = np.empty_like(s_buf)
-    pd_buf = np.empty_like(s_buf) if p32 > 0.0 else s_buf[:, :, :0, :0]
+    pd_buf = np.empty_like(s_buf) if p32 > 0.0 else s_buf
     dq_part = np.empty_like(q)
     for c0 in range(0, tk, block):
         c1 = min(tk, c0 + block)
@@ -339,8 +343,8 @@ def attention_backward(
         if r0 >= tq:
             continue  # no query row sees these keys: their gradients stay 0
         nr, nk = tq - r0, c1 - c0
-        s, dp = s_buf[:, :, :nr, :nk], dp_buf[:, :, :nr, :nk]
-        pd = pd_buf[:, :, :nr, :nk] if p32 > 0.0 else s
+        s, dp = _c_array(s_buf, (bsz, heads, nr, nk)), _c_array(dp_buf, (bsz, heads, nr, nk))
+        pd = _c_array(pd_buf, (bsz, heads, nr, nk)) if p32 > 0.0 else s
         np.matmul(qs[:, :, r0:], k_t[:, :, :, c0:c1], out=s)
         np.matmul(dout[:, :, r0:], v_t[:, :, :, c0:c1], out=dp)
         rows = bsz * heads * nr

@@ -18,7 +18,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, check_int, row_max, row_sum
+from autograd_kernels_cpu._common import OPTS, check_float, check_int, exp_sum, row_max, row_sum
 from autograd_kernels_cpu._math import fast_exp
 from autograd_kernels_cpu._threads import chunks
 
@@ -33,12 +33,11 @@ def _fwd_rows(logits, targets, ignore_index, eps, lse, out):  # type: ignore[no-
     t_ = logits.dtype.type
     c = logits.shape[1]
     total, count, bad = 0.0, 0, -1
+    scratch = np.empty(c, logits.dtype)
     for r in range(logits.shape[0]):
         xr = logits[r]
         m = row_max(xr)
-        s = 0.0
-        for j in range(c):
-            s += np.float64(fast_exp(xr[j] - m))
+        s = exp_sum(xr, m, scratch)
         lse_r = t_(m + t_(np.log(s)))
         lse[r] = lse_r
         t = targets[r]

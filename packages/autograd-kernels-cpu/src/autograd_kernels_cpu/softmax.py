@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, row_dot, row_max, row_sum
+from autograd_kernels_cpu._common import OPTS, check_float, exp_sum, row_dot, row_max, row_sum
 from autograd_kernels_cpu._math import fast_exp
 from autograd_kernels_cpu._threads import chunks
 
@@ -27,16 +27,12 @@ def _fwd_rows(kind, x, y):  # type: ignore[no-untyped-def]
     for r in range(x.shape[0]):
         xr, yr = x[r], y[r]
         m = row_max(xr)
+        s = exp_sum(xr, m, yr)
         if kind == _SOFTMAX:
+            total = t_(s)
             for j in range(xr.size):
-                yr[j] = fast_exp(xr[j] - m)
-            s = t_(row_sum(yr))
-            for j in range(xr.size):
-                yr[j] = yr[j] / s
+                yr[j] = yr[j] / total
         else:
-            s = 0.0
-            for j in range(xr.size):
-                s += np.float64(fast_exp(xr[j] - m))
             log_s = t_(np.log(s))
             for j in range(xr.size):
                 yr[j] = (xr[j] - m) - log_s
