@@ -640,3 +640,21 @@ def test_unary_random_shapes(shape, op):
         x = np.where(np.abs(np.abs(x) - 0.5) < 0.05, 0.2, x)
     kw = {"eps": 1e-3, "atol": 1e-3} if op == "cast" else {}
     gradcheck(fn, x, **kw)
+
+
+def test_a_parameter_gradient_is_final_right_after_the_op_that_uses_it():
+    # A chain of layers: each weight's hook must fire before the backward reaches the earlier layers, not all at the
+    # end (data-parallel training overlaps its reductions with the rest of the backward this way).
+    ws = [Tensor(np.full((3, 3), 0.1 * (i + 1))) for i in range(4)]
+    outputs = []
+    seen = []
+    for i, w in enumerate(ws):
+        # when w_i's gradient is final, has the backward already reached the first layer's output?
+        w.register_post_accumulate_grad_hook(lambda t, i=i: seen.append((i, outputs[0]._grad is not None)))
+    h = Tensor(np.ones((2, 3)), requires_grad=False)
+    for w in ws:
+        h = h @ w
+        outputs.append(h)
+    h.sum().backward()
+    assert [i for i, _ in seen] == [3, 2, 1, 0]
+    assert [reached for _, reached in seen] == [False, False, False, True]

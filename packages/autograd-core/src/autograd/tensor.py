@@ -919,9 +919,12 @@ def _topological_order(root: Tensor) -> List[Tensor]:
         stack.append((node, True))
         fn = node.creator
         if fn is not None:
-            for parent in _inputs(fn):
-                if parent.requires_grad and id(parent) not in visited:
-                    stack.append((parent, False))
+            parents = [p for p in _inputs(fn) if p.requires_grad and id(p) not in visited]
+            # Leaves are pushed first, so they are popped (and finish) after the rest of the graph below this node:
+            # in the reversed order a parameter then comes right after the op that consumes it, and its gradient is
+            # final early in the backward (data-parallel training starts reducing it while the backward goes on).
+            parents.sort(key=lambda p: p.creator is not None)
+            stack.extend((p, False) for p in parents)
     post.reverse()
     return post
 
