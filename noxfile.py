@@ -180,9 +180,10 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
 def examples(session: nox.Session) -> None:
     """Smoke-test the three examples (tiny settings) with every package they use installed from its folder.
 
-    MLX comes along (the mlx extra) so the test of char_gpt's warning about MLX on a CPU can run it there.
+    MLX comes along (the mlx extra) so the test of char_gpt's warning about MLX on a CPU, and its bfloat16 run,
+    can run there; ml_dtypes so train_digits can train in bfloat16 on NumPy.
     """
-    _install(session, "mlx", ["core", "nn", "optim"], "pytest", "scikit-learn", "tqdm", "matplotlib")
+    _install(session, "mlx", ["core", "nn", "optim"], "pytest", "scikit-learn", "tqdm", "matplotlib", "ml_dtypes")
     session.run(
         "pytest",
         "examples/tests",

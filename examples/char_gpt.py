@@ -16,6 +16,8 @@ smoothing, so they are lower than the bar's.
 
 ``--distributed`` trains data-parallel under ``mpiexec -n N`` (autograd-distributed): each rank draws its own
 ``--batch-size`` batch per step (from the seed, the step and its rank), and only rank 0 prints and checkpoints.
+``--precision bfloat16`` (or ``float16``) trains in mixed precision (see docs/precision.rst); a checkpoint
+remembers its precision.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of mpiexec")
+    p.add_argument(
+        "--precision",
+        choices=["float32", "float16", "bfloat16"],
+        default="float32",
+        help="mixed precision: weights and products in this dtype, float32 masters in the optimizer "
+        "(float16 adds loss scaling; bfloat16 on NumPy needs ml_dtypes)",
+    )
     return p.parse_args(argv)
 
 
@@ -87,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from autograd import backend, nn
     from autograd import functional as F
-    from autograd.optim import Adam, CosineScheduler
+    from autograd.optim import Adam, CosineScheduler, LossScaler
     from autograd.tensor import Tensor, no_grad
 
     rank, world = 0, 1
@@ -104,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
             meta = json.load(f)
         for key in ("hidden", "layers", "heads", "block", "seed", "steps", "batch_size", "lr", "dropout"):
             setattr(args, key, meta["config"][key])  # the architecture and schedule of the run being resumed
+        args.precision = meta["config"].get("precision", "float32")
 
     text = load_text()
     chars = sorted(set(text))
@@ -158,6 +168,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     backend.seed(args.seed)
     model = CharGPT()
+    if args.precision != "float32":
+        model.set_precision(args.precision)  # weights stored low; the optimizer keeps float32 masters
     net = dist.DistributedDataParallel(model) if args.distributed else model  # averages gradients in backward
     opt = Adam(
         model.parameters,
@@ -170,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
             "lr_decay_iters": max(args.steps, 2),
             "min_lr": args.lr / 10,
         },
+        loss_scaler=LossScaler() if args.precision == "float16" else None,
     )
     start_step = 0
     if args.resume:
@@ -194,7 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     stop = min(args.stop_at or args.steps, args.steps)
     print(
-        f"backend {backend.BACKEND}: {len(text):,} characters, vocab {vocab}, {model.num_parameters():,} parameters; "
+        f"backend {backend.BACKEND}, {args.precision}: {len(text):,} characters, vocab {vocab}, "
+        f"{model.num_parameters():,} parameters; "
         f"unigram baseline {unigram:.3f} nats/char"
     )
     warning = mlx_cpu_warning(backend.BACKEND)
@@ -215,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
         x, y = batch(train, rng, args.batch_size)
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y, label_smoothing=args.label_smoothing)
-        loss.backward()
+        opt.scale_loss(loss).backward()  # the loss itself without a loss scaler
         opt.clip_grad_norm(1.0)
         opt.step()
         bar.set_postfix(batch_loss=f"{loss.item():.3f}", lr=f"{opt.lr:.1e}")
@@ -239,7 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
         opt.save(os.path.join(args.checkpoint, "optimizer.safetensors"))
         config = {
             k: getattr(args, k)
-            for k in ("hidden", "layers", "heads", "block", "seed", "steps", "batch_size", "lr", "dropout")
+            for k in ("hidden", "layers", "heads", "block", "seed", "steps", "batch_size", "lr", "dropout", "precision")
         }
         with open(os.path.join(args.checkpoint, "meta.json"), "w") as f:
             json.dump({"config": config, "step": stop, "vocab": chars}, f)
