@@ -44,6 +44,7 @@ PACKAGES = {
     "optim": "autograd-optim",
     "kernels-mlx": "autograd-kernels-mlx",
     "kernels-cuda": "autograd-kernels-cuda",
+    "kernels-cpu": "autograd-kernels-cpu",
     "distributed": "autograd-distributed",
 }
 # what each backend adds to the install of autograd-core
@@ -66,6 +67,8 @@ MATRIX = [
     (PYTHON, "numpy", "kernels-mlx"),  # installed but declining with its reason
     (PYTHON, "numpy", "kernels-cuda"),  # nvcc compile checks, the NumPy tiling model, declining without a GPU
     (PYTHON, "cupy", "kernels-cuda"),
+    (PYTHON, "numpy", "kernels-cpu"),  # the fused Numba kernels, their conformance, and core's suites run through them
+    (PYTHON, "mlx", "kernels-cpu"),  # installed but declining with its reason
 ]
 
 
@@ -336,6 +339,7 @@ def wheels(session: nox.Session) -> None:
                 "autograd-core": "autograd.tensor",
                 "autograd-kernels-mlx": "autograd_kernels_mlx",
                 "autograd-kernels-cuda": "autograd_kernels_cuda",
+                "autograd-kernels-cpu": "autograd_kernels_cpu",
             }.get(dist, "autograd." + dist.split("-", 1)[1])
             session.run(
                 py,
