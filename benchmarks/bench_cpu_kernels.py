@@ -95,6 +95,20 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
             lambda x=x, g=g: K.softmax_backward(g, K.softmax_forward(x)),
         )
     )
+    # the GPT's causal attention at seq 128 (B8 H4 D32): the reference is the dense path
+    from autograd.kernels.dense import DenseAttention
+
+    q, k, v, g = arr(8, 4, 128, 32), arr(8, 4, 128, 32), arr(8, 4, 128, 32), arr(8, 4, 128, 32)
+    scale = 1 / math.sqrt(32)
+
+    def attn(q=q, k=k, v=v, g=g) -> None:
+        out, lse = K.attention_forward(q, k, v, scale, True)
+        K.attention_backward(q, k, v, out, lse, g, scale, True)
+
+    def attn_ref(q=q, k=k, v=v, g=g) -> None:
+        DenseAttention().attention(Tensor(q), Tensor(k), Tensor(v), is_causal=True, scale=scale).backward(g)
+
+    cases.append(("attention causal (8, 4, 128, 32)", attn_ref, attn))
     # cross entropy on the GPT head
     logits, targets = arr(1024, 256, scale=2.0), rng.integers(0, 256, 1024)
 
