@@ -18,6 +18,7 @@ CONVS = [
     (2, 3, 5, 5, 2, 1, 1, (0, 0, 0, 0)),
     (2, 2, 6, 7, 3, 4, 3, (2, 1, 0, 3)),
     (1, 1, 3, 3, 1, 3, 1, (0, 0, 0, 0)),
+    (2, 2, 6, 7, 3, 4, 1, (2, 1, 0, 3)),  # stride 1, uneven padding: the wide layout
 ]
 
 
@@ -54,6 +55,14 @@ def test_conv2d_parallel_planes_equal_serial(rng):
     dx1, dx3 = np.empty_like(x), np.empty_like(x)
     conv._col2im_planes(cols1, dx1, 3, 2, 1, 0, 5, 4, 0, 12)
     conv._col2im_par(cols1, dx3, 3, 2, 1, 0, 5, 4, 3)
+    assert np.array_equal(dx1, dx3)
+    # stride 1, wide layout: H 9 + 1 + 0 -> Hp 10, Ho 8; W 8 + 0 + 2 -> Wp 10
+    wide1, wide3 = np.empty((4 * 9, 3 * 8 * 10), np.float32), np.empty((4 * 9, 3 * 8 * 10), np.float32)
+    conv._im2col_wide_planes(x, wide1, 3, 1, 0, 10, 10, 8, 0, 12)
+    conv._im2col_wide_par(x, wide3, 3, 1, 0, 10, 10, 8, 3)
+    assert np.array_equal(wide1, wide3)
+    conv._col2im_wide_planes(wide1, dx1, 3, 1, 0, 10, 10, 8, 0, 12)
+    conv._col2im_wide_par(wide1, dx3, 3, 1, 0, 10, 10, 8, 3)
     assert np.array_equal(dx1, dx3)
 
 

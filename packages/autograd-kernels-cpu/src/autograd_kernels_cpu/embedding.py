@@ -25,8 +25,10 @@ def _scatter(g, indices, dw, lo, hi):  # type: ignore[no-untyped-def]
     n = dw.shape[0]
     for i in range(indices.size):
         k = indices[i]
-        row, src = dw[k + n if k < 0 else k], g[i]
-        for j in range(lo, hi):
+        # Slices indexed from 0: Numba adds a negative-index check to an index it cannot prove >= 0,
+        # and that check keeps LLVM from vectorizing the loop.
+        row, src = dw[k + n if k < 0 else k][lo:hi], g[i, lo:hi]
+        for j in range(hi - lo):
             row[j] += src[j]
 
 

@@ -32,14 +32,14 @@ def _fwd_plane(x, y, k, s):  # type: ignore[no-untyped-def]
     for i in range(ho):
         yr = y[i]
         for di in range(k):
-            xr = x[i * s + di]
             for dj in range(k):
+                xr = x[i * s + di, dj::s]  # strided view indexed from 0 (see _counts)
                 if di == 0 and dj == 0:
                     for j in range(wo):
-                        yr[j] = xr[j * s]
+                        yr[j] = xr[j]
                     continue
                 for j in range(wo):
-                    v, m = xr[j * s + dj], yr[j]
+                    v, m = xr[j], yr[j]
                     yr[j] = v if (v > m or v != v) else m  # NaN wins, as with np.maximum
 
 
@@ -52,9 +52,11 @@ def _counts(g, x, y, share, k, s):  # type: ignore[no-untyped-def]
     for di in range(k):
         for dj in range(k):
             for i in range(ho):
-                xr, yr, cr = x[i * s + di], y[i], share[i]
+                # A strided view indexed from 0: Numba adds a negative-index check to an index such as
+                # j * s + dj that it cannot prove >= 0, and that check keeps LLVM from vectorizing.
+                xr, yr, cr = x[i * s + di, dj::s], y[i], share[i]
                 for j in range(wo):
-                    cr[j] += one if xr[j * s + dj] == yr[j] else zero
+                    cr[j] += one if xr[j] == yr[j] else zero
     for i in range(ho):
         cr, gr = share[i], g[i]
         for j in range(wo):
@@ -74,19 +76,19 @@ def _bwd_plane(g, x, y, dx, share, k, s):  # type: ignore[no-untyped-def]
             yr, cr = y[i], share[i]
             for di in range(k):
                 xr, dr = x[i * s + di], dx[i * s + di]
-                for j in range(wo):
-                    m, v = yr[j], cr[j]
-                    for dj in range(k):
-                        c = j * s + dj
-                        dr[c] = zero + (v if xr[c] == m else zero)  # zero + keeps the reference's -0.0 -> +0.0
+                for dj in range(k):
+                    xv, dv = xr[dj::s], dr[dj::s]
+                    for j in range(wo):
+                        # zero + ... keeps the reference's -0.0 -> +0.0 (it adds into zeros)
+                        dv[j] = zero + (cr[j] if xv[j] == yr[j] else zero)
         return
     # Overlapping windows: offset by offset, in the reference's order, so each pixel sums in its order.
     for di in range(k):
         for dj in range(k):
             for i in range(ho):
-                xr, yr, cr, dr = x[i * s + di], y[i], share[i], dx[i * s + di]
+                xr, yr, cr, dr = x[i * s + di, dj::s], y[i], share[i], dx[i * s + di, dj::s]
                 for j in range(wo):
-                    dr[j * s + dj] += cr[j] if xr[j * s + dj] == yr[j] else zero
+                    dr[j] += cr[j] if xr[j] == yr[j] else zero
 
 
 @njit(**OPTS)
