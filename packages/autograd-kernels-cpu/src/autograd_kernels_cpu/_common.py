@@ -72,6 +72,15 @@ def check_int(op: str, name: str, a: Any) -> None:
         raise UnsupportedInputError(f"{op}: {name} is not C-contiguous")
 
 
+@njit(**OPTS)
+def fill_rows(a, value):  # type: ignore[no-untyped-def]
+    """``a[:, :] = value`` for a 2-D array, row by row (Numba's 2-D slice assignment is several times slower)."""
+    for r in range(a.shape[0]):
+        row = a[r]
+        for c in range(row.size):
+            row[c] = value
+
+
 @njit(**_REDUCE)
 def row_sum(a):  # type: ignore[no-untyped-def]
     """Sum of a 1-D array, accumulated in float64."""

@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float
+from autograd_kernels_cpu._common import OPTS, check_float, fill_rows
 from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
@@ -104,7 +104,7 @@ def _col2im_plane(cols, dx, k, s, top, left, ho, wo):  # type: ignore[no-untyped
     # cols: (k*k, Ho*Wo) gradient columns of one plane; dx: (H, W), overwritten. Offsets are added in the
     # reference's order (i, j), each a strided add.
     h, w = dx.shape
-    dx[:, :] = dx.dtype.type(0.0)
+    fill_rows(dx, dx.dtype.type(0.0))
     for i in range(k):
         for j in range(k):
             row = cols[i * k + j]
