@@ -1,4 +1,8 @@
-"""The benchmark models, written twice: with autograd.nn and with torch.nn, same shapes and init."""
+"""The benchmark models, written twice: with autograd.nn and with torch.nn (as a PyTorch user writes them).
+
+Same architectures and shapes: the GPT's attention has separate query, key, value and output projections on
+both sides, and PyTorch's uses ``F.scaled_dot_product_attention(..., is_causal=True)``, no float mask.
+"""
 
 from __future__ import annotations
 
@@ -79,18 +83,36 @@ def torch_models() -> Any:
             h = torch.nn.functional.max_pool2d(torch.relu(self.conv2(h)), 2)
             return self.fc(h.flatten(1))
 
+    class TorchAttention(torch.nn.Module):
+        """Causal self-attention as a PyTorch user writes it: projections and F.scaled_dot_product_attention."""
+
+        def __init__(self, hidden: int, heads: int) -> None:
+            super().__init__()
+            self.heads = heads
+            self.q_proj, self.k_proj = torch.nn.Linear(hidden, hidden), torch.nn.Linear(hidden, hidden)
+            self.v_proj, self.out_proj = torch.nn.Linear(hidden, hidden), torch.nn.Linear(hidden, hidden)
+
+        def forward(self, x: Any) -> Any:
+            b, t, c = x.shape
+
+            def split(y: Any) -> Any:
+                return y.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+
+            q, k, v = split(self.q_proj(x)), split(self.k_proj(x)), split(self.v_proj(x))
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.out_proj(out.transpose(1, 2).reshape(b, t, c))
+
     class TorchBlock(torch.nn.Module):
         def __init__(self, hidden: int, heads: int) -> None:
             super().__init__()
             self.ln1 = torch.nn.LayerNorm(hidden)
-            self.attn = torch.nn.MultiheadAttention(hidden, heads, batch_first=True)
+            self.attn = TorchAttention(hidden, heads)
             self.ln2 = torch.nn.LayerNorm(hidden)
             self.fc1 = torch.nn.Linear(hidden, 4 * hidden)
             self.fc2 = torch.nn.Linear(4 * hidden, hidden)
 
-        def forward(self, x: Any, mask: Any) -> Any:
-            h = self.ln1(x)
-            x = x + self.attn(h, h, h, attn_mask=mask, need_weights=False, is_causal=True)[0]
+        def forward(self, x: Any) -> Any:
+            x = x + self.attn(self.ln1(x))
             return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.ln2(x)), approximate="tanh"))
 
     class TorchGPT(torch.nn.Module):
@@ -105,9 +127,8 @@ def torch_models() -> Any:
         def forward(self, idx: Any) -> Any:
             t = idx.shape[1]
             x = self.tok(idx) + self.pos(torch.arange(t))
-            mask = torch.nn.Transformer.generate_square_subsequent_mask(t)
             for block in self.blocks:
-                x = block(x, mask)
+                x = block(x)
             return self.head(self.ln(x))
 
     return TorchCNN, TorchGPT
