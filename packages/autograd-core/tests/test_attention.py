@@ -48,27 +48,6 @@ def np_attention(q, k, v, forbidden=None, scale=None):
     return p @ v
 
 
-@pytest.fixture
-def fake_plugins(monkeypatch):
-    try:
-        importlib.metadata.distribution("autograd-fake-attention-plugins")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip(
-            "the fake plugin distribution is not installed (nox installs packages/autograd-core/tests/fake_plugins)"
-        )
-    monkeypatch.setenv("AUTOGRAD_FAKE_PLUGINS", "1")
-    monkeypatch.delenv("AUTOGRAD_ATTENTION", raising=False)
-    registry.reset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        registry.implementations()
-    import fake_attention_plugins
-
-    fake_attention_plugins.calls.clear()
-    yield fake_attention_plugins
-    registry.reset()
-
-
 @pytest.fixture(autouse=True)
 def _no_env_choice(monkeypatch):
     monkeypatch.delenv("AUTOGRAD_ATTENTION", raising=False)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -31,28 +29,6 @@ from autograd.testing import check_attention_implementation, check_kernel_implem
 
 def T(a, **kw):
     return Tensor(backend.asarray(np.asarray(a)), **kw)
-
-
-@pytest.fixture
-def fake_plugins(monkeypatch):
-    try:
-        importlib.metadata.distribution("autograd-fake-attention-plugins")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip(
-            "the fake plugin distribution is not installed (nox installs packages/autograd-core/tests/fake_plugins)"
-        )
-    monkeypatch.setenv("AUTOGRAD_FAKE_PLUGINS", "1")
-    monkeypatch.delenv("AUTOGRAD_ATTENTION", raising=False)
-    monkeypatch.delenv("AUTOGRAD_KERNELS", raising=False)
-    import fake_attention_plugins
-
-    registry.reset()
-    fake_attention_plugins.calls.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        registry.implementations()
-    yield fake_attention_plugins
-    registry.reset()
 
 
 def _run(code: str, *flags: str, **env: str) -> subprocess.CompletedProcess:
