@@ -29,6 +29,7 @@ CASES = [
     (2, 1, 300, 300, 32, 32, True, False, 0.0),  # several blocks each way, with tails
     (1, 1, 17, 17, 4, 4, False, False, 0.0),
     (1, 2, 260, 270, 8, 8, False, False, 0.3),
+    (3, 2, 40, 40, 8, 8, True, False, 0.1),  # 6 heads: uneven split across threads (when there are 4+)
 ]
 
 
@@ -82,3 +83,16 @@ def test_memory_stays_linear(rng):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 2048 * 2048 * 4 / 2, peak  # well under one dense (T, T) float32 score matrix
+
+
+def test_one_thread_and_many_agree(rng, monkeypatch):
+    # Heads split across threads (BLAS at one thread each) give what one thread doing them all gives (to the
+    # last bits only if BLAS rounds alike at every thread count, as OpenBLAS does).
+    q = rng.standard_normal((2, 3, 50, 8)).astype(np.float32)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(attention, "num_threads", lambda threads=threads: threads)
+        out, lse = attention.attention_forward(q, q, q, 0.3, True, None, 0.2, 5)
+        results.append((out, lse, *attention.attention_backward(q, q, q, out, lse, q, 0.3, True, None, 0.2, 5)))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
