@@ -218,6 +218,33 @@ def _col2im_wide_par(cols, dx, k, top, left, hp, wp, ho, pieces):  # type: ignor
         _col2im_wide_planes(cols, dx, k, top, left, hp, wp, ho, p * planes // pieces, (p + 1) * planes // pieces)
 
 
+@njit(**OPTS)
+def _to_nchw(y, out):  # type: ignore[no-untyped-def]
+    # y: (O, N, Ho, width) GEMM output -> out: (N, O, Ho, Wo), dropping the wide layout's extra columns.
+    wo = out.shape[3]
+    for o in range(y.shape[0]):
+        for n in range(y.shape[1]):
+            for h in range(y.shape[2]):
+                src, dst = y[o, n, h], out[n, o, h]
+                for c in range(wo):
+                    dst[c] = src[c]
+
+
+@njit(**OPTS)
+def _from_nchw(g, g_t):  # type: ignore[no-untyped-def]
+    # g: (N, O, Ho, Wo) -> g_t: (O, N, Ho, width), zeros in the extra columns.
+    wo, width = g.shape[3], g_t.shape[3]
+    zero = g.dtype.type(0.0)
+    for o in range(g_t.shape[0]):
+        for n in range(g_t.shape[1]):
+            for h in range(g_t.shape[2]):
+                src, dst = g[n, o, h], g_t[o, n, h]
+                for c in range(wo):
+                    dst[c] = src[c]
+                for c in range(wo, width):
+                    dst[c] = zero
+
+
 def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int]) -> Tuple[int, ...]:
     if x.ndim != 4 or w.ndim != 4 or w.shape[1] != x.shape[1] or w.shape[2] != w.shape[3]:
         raise ValueError(f"{op}: expected x (N, C, H, W) and w (O, C, k, k), got {x.shape} and {w.shape}")
@@ -282,7 +309,9 @@ def conv2d_forward(
         cols[ckk] = 1
         wmat = np.concatenate([wmat, b.reshape(o, 1)], axis=1)
     y = wmat @ cols  # (O, N*Ho*width): one GEMM for the whole batch
-    return np.ascontiguousarray(y.reshape(o, n, ho, width)[..., :wo].transpose(1, 0, 2, 3))
+    out = np.empty((n, o, ho, wo), x.dtype)
+    _to_nchw(y.reshape(o, n, ho, width), out)
+    return out
 
 
 def conv2d_backward(
@@ -310,8 +339,8 @@ def conv2d_backward(
     # (O, N*Ho*width): the batch side by side, so each product below is one GEMM (a small copy of g; with the
     # wide layout of stride 1 the extra columns are zeros).
     width = wo + k - 1 if s == 1 else wo
-    g_t = np.zeros((o, n, ho, width), g.dtype)
-    g_t[..., :wo] = g.transpose(1, 0, 2, 3)
+    g_t = _buffer("g_t", (o, n, ho, width), g.dtype)
+    _from_nchw(g, g_t)
     g_t = g_t.reshape(o, n * ho * width)
     dw = db = dx = None
     if need_dw:
