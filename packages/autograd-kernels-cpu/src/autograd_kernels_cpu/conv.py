@@ -1,19 +1,19 @@
 """2-D convolution (cross-correlation) as im2col + BLAS, with the copies fused and parallel.
 
-Layout: for each sample ``n`` the columns are a (C*k*k, Ho*Wo) matrix, so the
-forward is ``W (O, C*k*k) @ cols[n]``, which lands directly in NCHW order
-(NumPy's batched matmul calls BLAS once per sample; no transposing copy of
-the output, unlike the reference's (Ho*Wo*N, O) product). The bias is added
-in the same parallel pass that never happens for the output otherwise: it is
-folded into the product as one more column of the kernel against a row of
-ones in ``cols``.
+Layout: the columns of the whole batch side by side, a (C*k*k, N*Ho*Wo)
+matrix, so each product is one GEMM: ``y = W (O, C*k*k) @ cols`` forward,
+``dW = g (O, N*Ho*Wo) @ cols^T`` and ``dcols = W^T @ g`` backward (one large
+GEMM measured 2-3x faster than NumPy's batched matmul over the samples). The
+bias rides in the forward GEMM as one more kernel column against a row of
+ones. Numba passes move (O, N, Ho, Wo) to and from NCHW.
 
 * im2col: one Numba pass per (n, c) plane writes the zero padding and the
-  shifted copies into a scratch buffer reused between calls (per thread).
-* backward: ``dW = sum_n g[n] @ cols[n]^T`` (cols recomputed from x: the
-  forward keeps nothing), ``dcols = W^T @ g[n]``, then col2im adds the
-  columns back into each (n, c) plane, offset by offset, in parallel over
-  planes (no two threads share a plane, so no races).
+  shifted copies into a scratch buffer reused between calls (per thread). For
+  stride 1 the rows are laid out at the padded width (see "wide columns"
+  below), so every copy is one contiguous run.
+* backward: cols are recomputed from x (the forward keeps nothing), and
+  col2im adds the column gradients back into each (n, c) plane, offset by
+  offset, in parallel over planes (no two threads share a plane: no races).
 
 BLAS runs from Python with its own threads; Numba's threads run only in the
 im2col/col2im passes between the BLAS calls. Results match the reference to
