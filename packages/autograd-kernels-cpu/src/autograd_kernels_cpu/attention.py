@@ -19,8 +19,8 @@ Forward, per head and block of ``_Q_BLOCK`` query rows, against every key
 those rows can see:
 
     S = q_blk @ k^T                          (BLAS)
-    P = softmax(S + bias) * keep, lse         (one Numba pass)
-    out_blk = P @ v                           (BLAS, written in place)
+    E = exp(S + bias - rowmax) * keep, l = rowsum(exp(...)), lse   (one Numba pass)
+    out_blk = (E @ v) / l                     (BLAS, written in place; then Dv values per row)
 
 Backward, per head and block of ``_K_BLOCK`` keys, against every query row
 that sees them (so dK and dV of the block are complete sums):
@@ -80,38 +80,43 @@ def _keep(row_stream, j, p32, keep_value, zero):  # type: ignore[no-untyped-def]
 
 @njit(**OPTS)
 def _softmax_row(row, brow, has_bias, limit, bh, i, j0, seed, p32, keep_value):  # type: ignore[no-untyped-def]
-    """Scores of one query row -> probabilities (times the dropout keep) in place; returns lse (float64)."""
+    """Scores of one query row -> ``exp(s - max)`` (times the dropout keep) in place.
+
+    Returns ``(lse, total)``: the caller divides the row's output by ``total``
+    after the P @ V product, as the reference divides its accumulator (a pass
+    over Dv values instead of over every key). A row that sees no key gets
+    zeros, ``lse = inf`` and ``total = 1``.
+    """
     t_ = row.dtype.type
     zero = t_(0.0)
     if limit <= 0:
         row[:] = zero
-        return np.inf
+        return np.inf, 1.0
     if has_bias:
         for j in range(limit):
             row[j] += brow[j]
     live = row[:limit]
     m = row_max(live)
     total = exp_sum_inplace(live, m)
-    inv = t_(1.0 / total)
-    for j in range(limit):
-        row[j] = row[j] * inv
     if p32 > 0.0:
         stream = _row_stream(seed, bh, i)
         kept = t_(keep_value)  # rounded to the dtype, as the reference's keep_scale array is
         for j in range(limit):
             row[j] = row[j] * _keep(stream, j0 + j, p32, kept, zero)
     row[limit:] = zero
-    return np.float64(m) + np.log(total)
+    return np.float64(m) + np.log(total), total
 
 
 @njit(nogil=True, **OPTS)
-def _fwd_head(s, lse, bias, has_bias, r0, offset, causal, bh, seed, p32, keep_value):  # type: ignore[no-untyped-def]
-    # One head: s (nq, kend) scores of query rows r0.. -> probabilities; lse (Tq,), bias (Tq, Tk) of this head.
+def _fwd_head(s, lse, norm, bias, has_bias, r0, offset, causal, bh, seed, p32, keep_value):  # type: ignore[no-untyped-def]
+    # One head: s (nq, kend) scores of query rows r0.. -> exp(s - max) * keep; lse (Tq,), bias (Tq, Tk) of this
+    # head; norm (nq, 1) <- each row's sum of exp, by which the caller divides the row's output.
     kend = s.shape[1]
     for r in range(s.shape[0]):
         i = r0 + r
         limit = min(kend, i + offset + 1) if causal else kend
-        lse[i] = _softmax_row(s[r], bias[i], has_bias, limit, bh, i, 0, seed, p32, keep_value)
+        lse[i], total = _softmax_row(s[r], bias[i], has_bias, limit, bh, i, 0, seed, p32, keep_value)
+        norm[r, 0] = total
 
 
 @njit(nogil=True, **OPTS)
@@ -294,6 +299,7 @@ def attention_forward(
 
     def work(first: int, end: int) -> None:
         scores = np.empty(block * tk, dtype)  # this thread's score block
+        norm = np.empty((block, 1), dtype)
         for bh in range(first, end):
             b, h = divmod(bh, heads)
             qh, kh_t, vh, oh = qs[b, h], k_t[b, h], v[b, h], out[b, h]
@@ -304,8 +310,10 @@ def attention_forward(
                     continue  # no row of this block sees a key: out stays 0, lse +inf
                 s = scores[: (r1 - r0) * kend].reshape(r1 - r0, kend)
                 np.matmul(qh[r0:r1], kh_t[:, :kend], out=s)
-                _fwd_head(s, lse[b, h], bias4[b, h], has_bias, r0, offset, bool(causal), bh, seed32, p32, keep_value)
+                args = (lse[b, h], norm[: r1 - r0], bias4[b, h], has_bias, r0, offset, bool(causal), bh, seed32)
+                _fwd_head(s, *args, p32, keep_value)
                 np.matmul(s, vh[:kend], out=oh[r0:r1])
+                oh[r0:r1] /= norm[: r1 - r0]
 
     _over_heads(bsz * heads, work)
     return out, lse
