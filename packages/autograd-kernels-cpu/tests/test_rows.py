@@ -141,3 +141,13 @@ def test_cross_entropy_parallel_blocks(rng):
     assert np.array_equal(lse1, lse3)
     assert np.isclose(one[0, 0], three[:, 0].sum()) and one[0, 1] == three[:, 1].sum() == 48
     assert one[0, 2] == 30 and sorted(three[:, 2]) == [-1, -1, 30]
+
+
+def test_nan_reaches_the_row_like_the_reference():
+    # The vectorized row max may ignore a NaN, but exp(NaN - max) carries it into the row's sum.
+    x = np.array([[1.0, np.nan, 3.0], [1.0, 2.0, 3.0]], np.float32)
+    for fwd in (softmax.softmax_forward, softmax.log_softmax_forward):
+        y = fwd(x)
+        assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
+    total, _, lse = loss.cross_entropy_forward(x, np.array([0, 1]), -100, 0.0)
+    assert np.isnan(total) and np.isnan(lse[0]) and np.isfinite(lse[1])

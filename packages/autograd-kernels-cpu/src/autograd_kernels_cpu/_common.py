@@ -5,7 +5,9 @@ Python-style zero-division check would stop LLVM from vectorizing any loop
 that divides) and ``cache=True`` (compiled code is kept on disk, so only the
 first run of a process compiles). No kernel uses fast-math on its element-wise
 arithmetic, which therefore rounds exactly like NumPy's; only the reductions
-below may reorder their sums (``reassoc``), which is what lets them vectorize.
+below may reorder their sums (``reassoc``), which is what lets them vectorize,
+and the row max also assumes no NaN (``nnan``; see :func:`row_max` for why
+NaN inputs still reach the outputs).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "UnsupportedInputError",
     "check_float",
     "check_int",
+    "fill_rows",
     "row_sum",
     "row_dot",
     "row_max",
