@@ -316,7 +316,8 @@ class AdamImplementation(KernelImplementation):
     Returns ``(params, exp_avgs, exp_avg_sqs)``: the new arrays (NumPy and CuPy
     kernels may update in place and return the same arrays; MLX arrays are
     immutable). Inputs: names ``("params",)`` with the shape ``(count,)``,
-    params ``numel``, ``weight_decay``.
+    params ``numel``, ``weight_decay``; ``dtypes`` lists the distinct dtypes
+    of the parameters (the optimizer calls once per dtype).
     """
 
     op: ClassVar[str] = "adam"
@@ -417,6 +418,7 @@ def describe(op: str, *args: Any, **params: Any) -> KernelInputs:
     spec = OPS[op]
     if op == "adam":
         params_list = args[0]
+        names = {backend.dtype_name(p.dtype) for p in params_list}
         return KernelInputs(
             op=op,
             backend=backend.BACKEND,
@@ -425,6 +427,7 @@ def describe(op: str, *args: Any, **params: Any) -> KernelInputs:
             shapes=((len(params_list),),),
             params=(("numel", sum(int(p.size) for p in params_list)), ("weight_decay", params.get("weight_decay"))),
             requires_grad=False,
+            dtypes=tuple(sorted(names)),
         )
     dtype = ""
     requires_grad = False
@@ -433,14 +436,16 @@ def describe(op: str, *args: Any, **params: Any) -> KernelInputs:
         if not dtype and data is not None and hasattr(data, "dtype") and backend.is_floating(data.dtype):
             dtype = backend.dtype_name(data.dtype)
         requires_grad = requires_grad or (isinstance(a, Tensor) and a.requires_grad)
+    datas = [a.data if isinstance(a, Tensor) else a for a in args]
     return KernelInputs(
         op=op,
         backend=backend.BACKEND,
         dtype=dtype,
         names=spec.arrays,
-        shapes=tuple(_shape_of(a) for a in args),
+        shapes=tuple(_shape_of(a) for a in datas),
         params=tuple((k, params[k]) for k in spec.params if k in params),
         requires_grad=requires_grad and is_grad_enabled(),
+        dtypes=tuple("" if a is None else backend.dtype_name(a.dtype) for a in datas),
     )
 
 

@@ -127,6 +127,10 @@ class KernelInputs:
         params: The op's other arguments as ``(name, value)`` pairs.
         requires_grad: Whether a backward will follow (grad mode and some
             input requires grad).
+        dtypes: The dtype name of each array argument, in order (``""`` for
+            an absent one): a kernel that needs one dtype throughout checks
+            them (under mixed precision a float32 weight may meet a bfloat16
+            activation).
     """
 
     op: str
@@ -136,6 +140,7 @@ class KernelInputs:
     shapes: Tuple[Tuple[int, ...], ...]
     params: Tuple[Tuple[str, Any], ...] = ()
     requires_grad: bool = True
+    dtypes: Tuple[str, ...] = ()
 
     def shape(self, name: str) -> Tuple[int, ...]:
         """The shape of the argument ``name``."""
