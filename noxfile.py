@@ -165,12 +165,16 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
         session.skip("no CUDA device on this machine: the cupy backend cannot run here")
     dist = PACKAGES[package]
     extra = ["./packages/autograd-core/tests/fake_plugins"] if package == "core" else []
-    _install(session, backend, [package], "pytest", "hypothesis", *extra)
+    # With the CPU kernels installed, nn's and optim's suites (PyTorch parity included, where installed) run
+    # through them too: every layer and the optimizer against their own expectations, not only the kernels'.
+    through = ["nn", "optim"] if package == "kernels-cpu" and backend == "numpy" else []
+    _install(session, backend, [package, *through], "pytest", "hypothesis", *extra)
     env = {"AUTOGRAD_BACKEND": backend}
     _assert_backend(session, backend, env)
     session.run(
         "pytest",
         f"packages/{dist}/tests",
+        *[f"packages/{PACKAGES[p]}/tests" for p in through],
         "--import-mode=importlib",
         "-p",
         "no:cacheprovider",

@@ -1,0 +1,96 @@
+"""The package as autograd's kernel plugin: registered for every op, conformant, chosen, and core's suites pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from autograd_kernels_cpu import plugin
+
+from autograd import backend
+from autograd import functional as F
+from autograd.kernels import OPS, registry
+from autograd.kernels.contracts import describe
+from autograd.tensor import Tensor
+from autograd.testing import check_attention_implementation, check_kernel_implementation
+
+on_numpy = backend.BACKEND == "numpy"
+needs_numpy = pytest.mark.skipif(not on_numpy, reason="the plugin runs on the numpy backend")
+
+
+def test_every_op_is_registered_by_an_entry_point():
+    for op in OPS:
+        entry = registry.entry(plugin.NAME, op)
+        assert entry.package == "autograd-kernels-cpu" and entry.impl.priority == plugin.PRIORITY
+
+
+@needs_numpy
+@pytest.mark.parametrize("op", [op for op in OPS if op != "attention"])
+def test_conformance(op):
+    report = check_kernel_implementation(registry.get(plugin.NAME, op))
+    assert report.passed and not report.failures
+    # float16 (and, for the softmaxes, axes other than the last) are declined with the reason, and honoured
+    assert report.declined and all("only float32 or float64" in d or "only the last axis" in d for d in report.declined)
+
+
+@needs_numpy
+def test_attention_conformance():
+    report = check_attention_implementation(registry.get(plugin.NAME))
+    assert report.passed and not report.failures
+
+
+@needs_numpy
+def test_it_is_the_automatic_choice_for_float32_and_declines_the_rest():
+    x = Tensor(np.ones((4, 6), np.float32))
+    assert registry.explain(describe("gelu", x)).chosen == plugin.NAME
+    assert registry.explain(describe("softmax", x, dim=1)).chosen == plugin.NAME
+    verdict = registry.explain(describe("softmax", x, dim=0))
+    assert verdict.chosen == "reference"
+    assert any("only the last axis" in r for c in verdict.candidates for r in c.reasons)
+    half = Tensor(np.ones((4, 6), np.float16))
+    assert registry.explain(describe("gelu", half)).chosen == "reference"
+    mixed = describe("layer_norm", half, Tensor(np.ones(6, np.float32)), Tensor(np.ones(6, np.float32)), eps=1e-5)
+    assert registry.explain(mixed).chosen == "reference"
+
+
+@needs_numpy
+def test_a_training_step_runs_through_it_and_matches_the_reference(monkeypatch):
+    from autograd import nn
+    from autograd.optim import Adam
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 3, padding_mode="same")
+            self.pool = nn.MaxPool2d(2)
+            self.ln = nn.LayerNorm(16)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x):
+            h = self.pool(F.relu(self.conv(x)))  # (N, 4, 2, 2)
+            return self.fc(F.gelu(self.ln(h.reshape(h.shape[0], -1))))
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 1, 4, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 5)
+
+    def run():
+        backend.seed(0)
+        net = Net()
+        opt = Adam(net.parameters, lr=1e-2, weight_decay=0.01)
+        for _ in range(3):
+            opt.zero_grad()
+            F.cross_entropy(net(Tensor(x, requires_grad=False)), y, label_smoothing=0.1).backward()
+            opt.step()
+        return {k: v.numpy() for k, v in net.parameters.items()}
+
+    fused = run()
+    monkeypatch.setenv("AUTOGRAD_KERNELS", "reference")
+    reference = run()
+    for name in fused:
+        np.testing.assert_allclose(fused[name], reference[name], rtol=2e-4, atol=2e-5, err_msg=name)
+
+
+@pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")
+def test_declines_on_other_backends():
+    impl = registry.get(plugin.NAME, "gelu")
+    assert impl.check_environment() and "runs on numpy" in impl.check_environment()[0]
