@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -50,3 +51,31 @@ def test_small_work_stays_serial():
     assert _threads.chunks(1, 1e12) == 1
     if _threads.num_threads() > 1:
         assert _threads.chunks(1000, 1e9) == _threads.num_threads()
+
+
+def test_numba_runs_on_the_workqueue_layer_and_threads_take_turns():
+    # The layer is chosen so the package never sets OMP_WAIT_POLICY (which would change every OpenMP library in
+    # the process); concurrent Python threads calling parallel kernels must take turns, not abort.
+    import threading
+
+    import autograd_kernels_cpu as K
+    import numpy as np
+
+    before = os.environ.get("OMP_WAIT_POLICY")
+    x = np.random.default_rng(0).standard_normal((512, 2048)).astype(np.float32)  # large: the parallel variant
+    results = []
+
+    def work():
+        results.append(K.gelu_forward(x))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4 and all(np.array_equal(r, results[0]) for r in results)
+    import numba
+
+    if not os.environ.get("NUMBA_THREADING_LAYER"):
+        assert numba.threading_layer() == "workqueue"
+    assert os.environ.get("OMP_WAIT_POLICY") == before

@@ -12,7 +12,9 @@ NaN inputs still reach the outputs).
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import threading
+from typing import Any, Callable
 
 import numpy as np
 from numba import njit
@@ -21,6 +23,7 @@ from autograd_kernels_cpu._math import fast_exp
 
 __all__ = [
     "OPTS",
+    "parallel_kernel",
     "UnsupportedInputError",
     "check_float",
     "check_int",
@@ -34,6 +37,28 @@ __all__ = [
 
 #: Options of every kernel (the parallel ones add ``parallel=True``).
 OPTS = {"cache": True, "error_model": "numpy"}
+_LAUNCH = threading.Lock()
+
+
+def parallel_kernel(fn: Callable) -> Callable:
+    """``njit(parallel=True, **OPTS)``, launched under one process-wide lock.
+
+    The kernels run on Numba's ``workqueue`` threading layer (see
+    :mod:`autograd_kernels_cpu._threads`), whose pool takes one parallel region
+    at a time: Python threads calling kernels at once take turns here instead
+    of aborting the process. The compiled dispatcher is ``.dispatcher``.
+    """
+    dispatcher = njit(parallel=True, **OPTS)(fn)
+
+    @functools.wraps(fn)
+    def launch(*args: Any) -> Any:
+        with _LAUNCH:
+            return dispatcher(*args)
+
+    launch.dispatcher = dispatcher  # type: ignore[attr-defined]
+    return launch
+
+
 _REDUCE = {"cache": True, "error_model": "numpy", "fastmath": {"reassoc", "nsz"}}
 _MAX = {"cache": True, "error_model": "numpy", "fastmath": {"nnan", "nsz", "reassoc"}}
 

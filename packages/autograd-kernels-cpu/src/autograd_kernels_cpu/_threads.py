@@ -17,11 +17,17 @@ so the two pools take turns. Taking turns only works if a pool's threads go
 to sleep when their work is done: GNU OpenMP (Numba's usual threading layer)
 spins its idle workers for a while after each region, on the very cores the
 next GEMM's threads need. Measured on a 2-core VM, ten (1024x128)@(128x512)
-GEMMs each followed by a parallel pass took 72 ms with the spinning default,
-11 ms with ``OMP_WAIT_POLICY=PASSIVE``, and 14 ms with serial passes. So,
-before Numba starts its OpenMP pool, this module sets
-``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets it (it then
-applies to OpenMP runtimes that start later in the process too).
+GEMMs each followed by a parallel pass took 72 ms with OpenMP's spinning
+default, 11 ms with ``OMP_WAIT_POLICY=PASSIVE``, and 14 ms with serial passes;
+a GPT training step 390 ms with spinning OpenMP against 140-180 ms with either
+remedy. ``OMP_WAIT_POLICY`` is process-wide, though: it would also change how
+every other OpenMP library in the process behaves (PyTorch's small-op steps
+were measured up to 2x slower with it). So this package leaves it alone and
+runs Numba on its ``workqueue`` layer instead, whose idle workers sleep on a
+condition variable: unless ``NUMBA_THREADING_LAYER`` says otherwise, it is
+selected before Numba starts its pool. That layer runs one parallel region at
+a time, so every parallel kernel is launched under one lock
+(:func:`autograd_kernels_cpu._common.parallel_kernel`).
 """
 
 from __future__ import annotations
@@ -63,9 +69,10 @@ def num_threads() -> int:
     """The thread count the kernels use (set into Numba once per calling thread)."""
     global _count
     if _count is None:
-        # Read by the OpenMP runtime when it starts, i.e. at Numba's first parallel region (after this).
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         import numba
+
+        if not os.environ.get("NUMBA_THREADING_LAYER"):
+            numba.config.THREADING_LAYER = "workqueue"  # read when Numba starts its pool (the first parallel call)
 
         _count = max(1, min(blas_threads(), int(numba.config.NUMBA_NUM_THREADS)))
     if getattr(_local, "count", None) != _count:

@@ -32,7 +32,7 @@ from numba import carray, njit, prange
 from numba.core import types
 from numba.extending import intrinsic
 
-from autograd_kernels_cpu._common import OPTS, UnsupportedInputError, check_float
+from autograd_kernels_cpu._common import OPTS, UnsupportedInputError, check_float, parallel_kernel
 from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["adam_update"]
@@ -92,7 +92,7 @@ def _adam(addresses, sizes, factors, like, hyper, use_decay):  # type: ignore[no
         )  # fmt: skip
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _adam_par(addresses, sizes, factors, like, hyper, use_decay):  # type: ignore[no-untyped-def]
     t_ = like.dtype.type
     b1, c1, b2, c2, eps, decay = t_(hyper[0]), t_(hyper[1]), t_(hyper[2]), t_(hyper[3]), t_(hyper[4]), t_(hyper[5])

@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, fill_rows
+from autograd_kernels_cpu._common import OPTS, check_float, fill_rows, parallel_kernel
 from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
@@ -92,7 +92,7 @@ def _im2col_planes(x, cols, k, s, top, left, ho, wo, lo, hi):  # type: ignore[no
         _im2col_plane(x[n, ci], cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], k, s, top, left, ho, wo)
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _im2col_par(x, cols, k, s, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
@@ -127,7 +127,7 @@ def _col2im_planes(cols, dx, k, s, top, left, ho, wo, lo, hi):  # type: ignore[n
         _col2im_plane(cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], dx[n, ci], k, s, top, left, ho, wo)
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _col2im_par(cols, dx, k, s, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
     planes = dx.shape[0] * dx.shape[1]
     for p in prange(pieces):
@@ -175,7 +175,7 @@ def _im2col_wide_planes(x, cols, k, top, left, hp, wp, ho, lo, hi):  # type: ign
         )
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _im2col_wide_par(x, cols, k, top, left, hp, wp, ho, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
@@ -211,7 +211,7 @@ def _col2im_wide_planes(cols, dx, k, top, left, hp, wp, ho, lo, hi):  # type: ig
         )
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _col2im_wide_par(cols, dx, k, top, left, hp, wp, ho, pieces):  # type: ignore[no-untyped-def]
     planes = dx.shape[0] * dx.shape[1]
     for p in prange(pieces):

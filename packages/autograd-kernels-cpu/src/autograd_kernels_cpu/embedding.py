@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, check_int
+from autograd_kernels_cpu._common import OPTS, check_float, check_int, parallel_kernel
 from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["embedding_backward"]
@@ -32,7 +32,7 @@ def _scatter(g, indices, dw, lo, hi):  # type: ignore[no-untyped-def]
             row[j] += src[j]
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _scatter_par(g, indices, dw, pieces):  # type: ignore[no-untyped-def]
     e = g.shape[1]
     for p in prange(pieces):

@@ -18,7 +18,7 @@ from typing import Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, check_int, exp_sum, row_max, row_sum
+from autograd_kernels_cpu._common import OPTS, check_float, check_int, exp_sum, parallel_kernel, row_max, row_sum
 from autograd_kernels_cpu._math import fast_exp
 from autograd_kernels_cpu._threads import chunks
 
@@ -56,7 +56,7 @@ def _fwd_rows(logits, targets, ignore_index, eps, lse, out):  # type: ignore[no-
     out[0], out[1], out[2] = total, count, bad
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _fwd_par(logits, targets, ignore_index, eps, lse, parts):  # type: ignore[no-untyped-def]
     pieces = parts.shape[0]
     n = logits.shape[0]
@@ -88,7 +88,7 @@ def _bwd_rows(logits, lse, targets, ignore_index, eps, scale, dx):  # type: igno
             dr[j] = dr[j] * k
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _bwd_par(logits, lse, targets, ignore_index, eps, scale, dx, pieces):  # type: ignore[no-untyped-def]
     n = logits.shape[0]
     for p in prange(pieces):

@@ -18,7 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, row_dot, row_sum
+from autograd_kernels_cpu._common import OPTS, check_float, parallel_kernel, row_dot, row_sum
 from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["layer_norm_forward", "layer_norm_backward"]
@@ -44,7 +44,7 @@ def _fwd_rows(x, w, b, eps, y, mean, rstd):  # type: ignore[no-untyped-def]
             yr[j] = (xr[j] - mu) * rs * w[j] + b[j]
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _fwd_par(x, w, b, eps, y, mean, rstd, pieces):  # type: ignore[no-untyped-def]
     n = x.shape[0]
     for p in prange(pieces):
@@ -88,7 +88,7 @@ def _bwd(g, x, w, mean, rstd, dx, dw_parts, db_parts, need_dx, need_dwb):  # typ
         )
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _bwd_par(g, x, w, mean, rstd, dx, dw_parts, db_parts, need_dx, need_dwb):  # type: ignore[no-untyped-def]
     n = x.shape[0]
     for k in prange(dw_parts.shape[0]):

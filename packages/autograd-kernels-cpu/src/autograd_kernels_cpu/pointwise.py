@@ -17,7 +17,7 @@ from typing import Any, Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float
+from autograd_kernels_cpu._common import OPTS, check_float, parallel_kernel
 from autograd_kernels_cpu._math import fast_exp, fast_tanh
 from autograd_kernels_cpu._threads import chunks
 
@@ -112,56 +112,56 @@ def _tanh_bwd(g, y, dx):  # type: ignore[no-untyped-def]
 # --- parallel drivers: one contiguous piece per thread (compiled only when an input is large) -----------
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _gelu_fwd_par(x, y, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * x.size // pieces, (p + 1) * x.size // pieces
         _gelu_fwd(x[lo:hi], y[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _gelu_bwd_par(g, x, dx, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * x.size // pieces, (p + 1) * x.size // pieces
         _gelu_bwd(g[lo:hi], x[lo:hi], dx[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _relu_fwd_par(x, y, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * x.size // pieces, (p + 1) * x.size // pieces
         _relu_fwd(x[lo:hi], y[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _relu_bwd_par(g, x, dx, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * x.size // pieces, (p + 1) * x.size // pieces
         _relu_bwd(g[lo:hi], x[lo:hi], dx[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _sigmoid_fwd_par(x, y, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * x.size // pieces, (p + 1) * x.size // pieces
         _sigmoid_fwd(x[lo:hi], y[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _sigmoid_bwd_par(g, y, dx, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * y.size // pieces, (p + 1) * y.size // pieces
         _sigmoid_bwd(g[lo:hi], y[lo:hi], dx[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _tanh_fwd_par(x, y, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * x.size // pieces, (p + 1) * x.size // pieces
         _tanh_fwd(x[lo:hi], y[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _tanh_bwd_par(g, y, dx, pieces):  # type: ignore[no-untyped-def]
     for p in prange(pieces):
         lo, hi = p * y.size // pieces, (p + 1) * y.size // pieces

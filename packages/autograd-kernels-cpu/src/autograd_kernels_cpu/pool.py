@@ -17,7 +17,7 @@ from typing import Any, Tuple
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, fill_rows
+from autograd_kernels_cpu._common import OPTS, check_float, fill_rows, parallel_kernel
 from autograd_kernels_cpu._threads import chunks
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward"]
@@ -167,28 +167,28 @@ def _bwd_planes2(g, x, y, dx, k, s, lo, hi):  # type: ignore[no-untyped-def]
         _bwd_plane2(g[q // c, q % c], x[q // c, q % c], y[q // c, q % c], dx[q // c, q % c])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _fwd_par(x, y, k, s, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
         _fwd_planes(x, y, k, s, p * planes // pieces, (p + 1) * planes // pieces)
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _fwd_par2(x, y, k, s, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
         _fwd_planes2(x, y, k, s, p * planes // pieces, (p + 1) * planes // pieces)
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _bwd_par(g, x, y, dx, k, s, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
         _bwd_planes(g, x, y, dx, k, s, p * planes // pieces, (p + 1) * planes // pieces)
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _bwd_par2(g, x, y, dx, k, s, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from autograd_kernels_cpu._common import OPTS, check_float, exp_sum, row_dot, row_max, row_sum
+from autograd_kernels_cpu._common import OPTS, check_float, exp_sum, parallel_kernel, row_dot, row_max, row_sum
 from autograd_kernels_cpu._math import fast_exp
 from autograd_kernels_cpu._threads import chunks
 
@@ -53,7 +53,7 @@ def _bwd_rows(kind, g, y, dx):  # type: ignore[no-untyped-def]
                 dr[j] = gr[j] - fast_exp(yr[j]) * total
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _fwd_par(kind, x, y, pieces):  # type: ignore[no-untyped-def]
     n = x.shape[0]
     for p in prange(pieces):
@@ -61,7 +61,7 @@ def _fwd_par(kind, x, y, pieces):  # type: ignore[no-untyped-def]
         _fwd_rows(kind, x[lo:hi], y[lo:hi])
 
 
-@njit(parallel=True, **OPTS)
+@parallel_kernel
 def _bwd_par(kind, g, y, dx, pieces):  # type: ignore[no-untyped-def]
     n = y.shape[0]
     for p in prange(pieces):
