@@ -89,6 +89,7 @@ def test_one_thread_and_many_agree(rng, monkeypatch):
     # Heads split across threads (BLAS at one thread each) give what one thread doing them all gives (to the
     # last bits only if BLAS rounds alike at every thread count, as OpenBLAS does).
     q = rng.standard_normal((2, 3, 50, 8)).astype(np.float32)
+    monkeypatch.setattr(attention, "_THREADED_MIN_KEYS", 1)  # split heads at this small size too
     results = []
     for threads in (1, 3):
         monkeypatch.setattr(attention, "num_threads", lambda threads=threads: threads)
@@ -96,3 +97,23 @@ def test_one_thread_and_many_agree(rng, monkeypatch):
         results.append((out, lse, *attention.attention_backward(q, q, q, out, lse, q, 0.3, True, None, 0.2, 5)))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_heads_are_split_across_threads_only_for_long_sequences(rng, monkeypatch):
+    calls = []
+    monkeypatch.setattr(attention, "num_threads", lambda: 2)
+    monkeypatch.setattr(attention, "_blas_single_threaded", lambda: calls.append("limited") or _Null())
+    q = rng.standard_normal((1, 2, 64, 8)).astype(np.float32)
+    attention.attention_forward(q, q, q, 0.3, True)
+    assert calls == []  # 64 keys: heads in order, BLAS keeps its threads
+    long = rng.standard_normal((1, 2, attention._THREADED_MIN_KEYS, 8)).astype(np.float32)
+    attention.attention_forward(long, long, long, 0.3, True)
+    assert calls == ["limited"]
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
