@@ -271,11 +271,22 @@ def _numpy_bfloat16() -> Any:
     return np.dtype(ml_dtypes.bfloat16)
 
 
+_NAMES: dict = {}
+
+
 def dtype_name(dt: Any) -> str:
     """The plain name of a dtype: ``"float32"``, ``"bfloat16"``, ``"int64"``..."""
-    if BACKEND == "mlx":
-        return str(dt).rsplit(".", 1)[-1]
-    return np.dtype(dt).name
+    # Cached: NumPy computes ``dtype.name`` in Python, and the dispatcher asks for it on every call.
+    try:
+        return _NAMES[dt]
+    except (KeyError, TypeError):
+        pass
+    name = str(dt).rsplit(".", 1)[-1] if BACKEND == "mlx" else np.dtype(dt).name
+    try:
+        _NAMES[dt] = name
+    except TypeError:
+        pass
+    return name
 
 
 def float_dtypes() -> tuple[Any, ...]:
@@ -299,6 +310,8 @@ def is_floating(dt: Any) -> bool:
 
 def is_low_precision(dt: Any) -> bool:
     """True for float16 and bfloat16."""
+    if BACKEND != "mlx" and isinstance(dt, np.dtype) and dt.itemsize != 2:
+        return False  # the common case, without a name lookup
     return dtype_name(dt) in ("float16", "bfloat16")
 
 
