@@ -53,7 +53,7 @@ def test_small_work_stays_serial():
         assert _threads.chunks(1000, 1e9) == _threads.num_threads()
 
 
-def test_numba_runs_on_the_workqueue_layer_and_threads_take_turns():
+def test_numba_runs_on_the_workqueue_layer_and_threads_take_turns(monkeypatch):
     # The layer is chosen so the package never sets OMP_WAIT_POLICY (which would change every OpenMP library in
     # the process); concurrent Python threads calling parallel kernels must take turns, not abort.
     import threading
@@ -62,7 +62,8 @@ def test_numba_runs_on_the_workqueue_layer_and_threads_take_turns():
     import numpy as np
 
     before = os.environ.get("OMP_WAIT_POLICY")
-    x = np.random.default_rng(0).standard_normal((512, 2048)).astype(np.float32)  # large: the parallel variant
+    monkeypatch.setattr(_threads, "PARALLEL_FLOOR", 0)  # the parallel variant at this size
+    x = np.random.default_rng(0).standard_normal((512, 2048)).astype(np.float32)
     results = []
 
     def work():
@@ -79,3 +80,9 @@ def test_numba_runs_on_the_workqueue_layer_and_threads_take_turns():
     if not os.environ.get("NUMBA_THREADING_LAYER"):
         assert numba.threading_layer() == "workqueue"
     assert os.environ.get("OMP_WAIT_POLICY") == before
+
+
+def test_no_job_below_the_floor_runs_in_parallel(monkeypatch):
+    monkeypatch.setattr(_threads, "num_threads", lambda: 2)
+    assert _threads.chunks(1000, _threads.PARALLEL_FLOOR - 1, min_work=1) == 1
+    assert _threads.chunks(1000, _threads.PARALLEL_FLOOR, min_work=1) == 2
