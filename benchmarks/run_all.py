@@ -18,8 +18,8 @@ How it keeps the numbers honest:
 * one worker process per backend runs autograd and PyTorch side by side, 2 threads each, alternating them
   round by round, so a slow spell of the machine hits both; the best round of each is kept, and each ratio
   is against the PyTorch time measured in that same process;
-* peak memory (attention rows) is measured in a fresh process per framework: the growth of the resident set
-  over one step;
+* peak memory (attention rows) is measured in a fresh process per framework: after a warm-up step, the most
+  memory the allocator hands out during one step above what it held before (glibc's mallinfo2, sampled);
 * ``results.md`` is rewritten only with ``--write`` (``nox -s bench`` never writes it).
 
     uv run nox -s bench                        # print the table
@@ -251,18 +251,69 @@ def worker_times(todo: List[str], rounds: int, with_torch: bool) -> Dict[str, Di
     return out
 
 
+def _allocated() -> Optional[Callable[[], int]]:
+    """Bytes glibc's malloc has handed out and not taken back (NumPy's and PyTorch's CPU buffers), or None."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks")
+            + ("fordblks", "keepcost")
+        ]
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    mallinfo2.restype = MallInfo2
+
+    def allocated() -> int:
+        info = mallinfo2()
+        return int(info.uordblks + info.hblkhd)
+
+    return allocated
+
+
 def worker_memory(case: str, framework: str) -> int:
-    """Growth of this fresh process's peak resident set over one step of ``case``, in bytes."""
+    """Peak memory one step of ``case`` allocates above what was allocated before it, in bytes.
+
+    One warm-up step first (imports, compiled kernels and optimizer state are not the step's memory), then the
+    allocator's in-use bytes are sampled every half millisecond during a second step. Where glibc's mallinfo2 is
+    missing, the growth of the peak resident set over the first step is reported instead.
+    """
     import resource
+    import threading
 
     step, _ = (_torch if framework == "torch" else _ours)(case)
     if framework == "torch":
         import torch
 
         torch.set_num_threads(int(THREADS))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    allocated = _allocated()
+    if allocated is None:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        step()
+        return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, 0) * 1024
     step()
-    return max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, 0) * 1024
+    import gc
+
+    gc.collect()
+    base = peak = allocated()
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, allocated())
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    step()
+    done.set()
+    sampler.join()
+    return max(peak - base, 0)
 
 
 # --- driver side ------------------------------------------------------------------------------------------------
@@ -396,7 +447,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         f"on 2 threads than on 1 (at least {MIN_SPEEDUP} required).",
         f"autograd and PyTorch ran in one process per backend, 2 threads each, alternating round by round "
         f"({args.rounds} rounds, 1 for attention at 1024 and 2048; best kept). Ratios are against the PyTorch time "
-        "measured in the same process. Peak memory: growth of a fresh process's peak resident set over one step.",
+        "measured in the same process. Peak memory: the most memory malloc held during one step (after a warm-up step) "
+        "above what it held before, sampled in a fresh process per framework.",
         "",
         "| " + " | ".join(header) + " |",
         "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |",
