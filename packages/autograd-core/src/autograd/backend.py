@@ -268,6 +268,7 @@ def _numpy_bfloat16() -> Any:
         raise TypeError(
             f"dtype 'bfloat16' is not available on the numpy backend without ml_dtypes: {_BFLOAT16_HINT}"
         ) from None
+    _saw_bfloat16(ml_dtypes.bfloat16)
     return np.dtype(ml_dtypes.bfloat16)
 
 
@@ -305,7 +306,12 @@ def is_floating(dt: Any) -> bool:
     if BACKEND == "mlx":
         return _mod.issubdtype(dt, _mod.floating)
     dt = np.dtype(dt)
-    return dt.kind == "f" or dt.name == "bfloat16"  # ml_dtypes' bfloat16 is not an np.floating subtype
+    if dt.kind == "f":
+        return True
+    if dt.kind == "V" and dt.name == "bfloat16":  # ml_dtypes' bfloat16 is not an np.floating subtype
+        _saw_bfloat16(dt)
+        return True
+    return False
 
 
 def is_low_precision(dt: Any) -> bool:
@@ -324,17 +330,27 @@ def keep_bfloat16(out: Any, inputs: Sequence[Any]) -> Any:
     out float32 is rounded back, as on MLX. Every other backend and dtype is
     returned as is.
     """
-    if BACKEND != "numpy" or getattr(out, "dtype", None) != np.float32:
-        return out
-    bf16 = None
+    bf16 = _NUMPY_BFLOAT16[0]
+    if bf16 is None or getattr(out, "dtype", None) is not _FLOAT32:
+        return out  # every op's fast path: no bfloat16 has been seen, or the result is not float32
+    found = False
     for a in inputs:
         dt = getattr(a, "dtype", None)
-        if dt is None or not (dt.kind == "f" or dt.name == "bfloat16"):
-            continue
-        if dt.name != "bfloat16":
+        if dt is bf16:
+            found = True
+        elif dt is not None and dt.kind == "f":
             return out  # a genuinely wider input: the promotion is NumPy's usual one
-        bf16 = dt
-    return out if bf16 is None else out.astype(bf16)
+    return out.astype(bf16) if found else out
+
+
+_FLOAT32 = np.dtype("float32")
+#: ml_dtypes' bfloat16 dtype once this process has met it (the NumPy backend only).
+_NUMPY_BFLOAT16: list = [None]
+
+
+def _saw_bfloat16(dt: Any) -> None:
+    if BACKEND == "numpy":
+        _NUMPY_BFLOAT16[0] = np.dtype(dt)
 
 
 def widen(x: Any) -> Any:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import threading
 from functools import wraps
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -218,7 +218,10 @@ class Function:
         Non-Tensor inputs are wrapped as constants. In grad mode the result
         references this function; it requires a gradient when some input does.
         """
-        tensors = tuple(t if isinstance(t, Tensor) else Tensor(t, requires_grad=False) for t in tensors)
+        for t in tensors:
+            if not isinstance(t, Tensor):
+                tensors = tuple(t if isinstance(t, Tensor) else Tensor(t, requires_grad=False) for t in tensors)
+                break
         fn = cls(*tensors)
         arrays = [t._data for t in tensors]
         try:
@@ -528,7 +531,7 @@ class Tensor:
             g = grad._data if isinstance(grad, Tensor) else backend.asarray(grad)
             if tuple(g.shape) != self.shape:
                 raise ShapeError(f"backward(): grad of shape {tuple(g.shape)} does not match tensor shape {self.shape}")
-        order = _topological_order(self)
+        order, inputs_of = _topological_order(self)
         grads = {id(self): g}
         for node in order:
             g = grads.pop(id(node), None)
@@ -548,12 +551,12 @@ class Tensor:
             in_grads = fn.backward(grad_tensor)
             if not isinstance(in_grads, (tuple, list)):
                 in_grads = (in_grads,)
-            for t, ig in zip(_inputs(fn), in_grads):
+            for t, ig in zip(inputs_of[id(fn)], in_grads):
                 if ig is None or not t.requires_grad:
                     continue
                 if isinstance(ig, Tensor):
                     ig = ig._data
-                if tuple(ig.shape) != t.shape:
+                if ig.shape != t._data.shape and tuple(ig.shape) != t.shape:
                     ig = Function.unbroadcast(ig, t.shape)
                 key = id(t)
                 prev = grads.get(key)
@@ -570,7 +573,20 @@ class Tensor:
         if isinstance(other, (int, float, bool)) and (
             backend.is_floating(self._data.dtype) or isinstance(other, (int, bool))
         ):
-            return Tensor._make(backend.asarray(other, self._data.dtype), None, False)
+            # Constants repeat (``x * 0.5`` in a loop): reuse the 0-d array. They are never trained or updated.
+            key = (type(other), other, self._data.dtype)
+            try:
+                return _SCALARS[key]
+            except (KeyError, TypeError):
+                pass
+            const = Tensor._make(backend.asarray(other, self._data.dtype), None, False)
+            if len(_SCALARS) >= 1024:
+                _SCALARS.clear()
+            try:
+                _SCALARS[key] = const
+            except TypeError:
+                pass
+            return const
         return Tensor(other, requires_grad=False)
 
     def __add__(self, other: Union["Tensor", float, int]) -> "Tensor":
@@ -866,6 +882,10 @@ class Tensor:
         return Cat.apply(*tensors, axis=axis)
 
 
+#: Scalar constants by (type, value, dtype); see Tensor._wrap_scalar_like_self.
+_SCALARS: Dict[Any, "Tensor"] = {}
+
+
 def _flatten_shape(shape: Sequence[Any]) -> Tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = shape[0]
@@ -895,6 +915,11 @@ def _inputs(fn: Function) -> Tuple[Tensor, ...]:
     versions = fn.__dict__.get("versions")
     if versions is None:
         return fn.tensors
+    for t, v in zip(fn.tensors, versions):
+        if t._version != v:
+            break
+    else:
+        return fn.tensors  # nothing was updated in place since: the common case
     out = []
     for t, v in zip(fn.tensors, versions):
         while t._version != v and t._prev is not None:
@@ -903,10 +928,15 @@ def _inputs(fn: Function) -> Tuple[Tensor, ...]:
     return tuple(out)
 
 
-def _topological_order(root: Tensor) -> List[Tensor]:
-    """Tensors reachable from ``root`` that need grad, outputs first (iterative DFS)."""
+def _topological_order(root: Tensor) -> Tuple[List[Tensor], Dict[int, Tuple[Tensor, ...]]]:
+    """Tensors reachable from ``root`` that need grad, outputs first (iterative DFS), and each creator's inputs.
+
+    The inputs (resolved through in-place updates) are returned by ``id`` of the Function, so the backward walk
+    does not resolve them again.
+    """
     post: List[Tensor] = []
     visited = set()
+    inputs_of: Dict[int, Tuple[Tensor, ...]] = {}
     stack: List[Tuple[Tensor, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -919,14 +949,20 @@ def _topological_order(root: Tensor) -> List[Tensor]:
         stack.append((node, True))
         fn = node.creator
         if fn is not None:
-            parents = [p for p in _inputs(fn) if p.requires_grad and id(p) not in visited]
             # Leaves are pushed first, so they are popped (and finish) after the rest of the graph below this node:
             # in the reversed order a parameter then comes right after the op that consumes it, and its gradient is
             # final early in the backward (data-parallel training starts reducing it while the backward goes on).
-            parents.sort(key=lambda p: p.creator is not None)
-            stack.extend((p, False) for p in parents)
+            parents = inputs_of[id(fn)] = _inputs(fn)
+            later = []
+            for p in parents:
+                if p.requires_grad and id(p) not in visited:
+                    if p.creator is None:
+                        stack.append((p, False))
+                    else:
+                        later.append((p, False))
+            stack.extend(later)
     post.reverse()
-    return post
+    return post, inputs_of
 
 
 # --- ops -------------------------------------------------------------------
