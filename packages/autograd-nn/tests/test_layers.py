@@ -249,3 +249,20 @@ def test_llm_forward_fn_interface():
         fn(None, 1, mode="eval")
     with pytest.raises(TypeError):
         nn.AbstractLLMForwardFn()
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (3, 4, 7), (7,)])
+def test_linear_as_one_node_equals_matmul_plus_bias_bit_for_bit(shape):
+    from autograd.nn.linear import LinearFunction
+
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s).astype(np.float32) for s in (shape, (7, 6), (6,)))
+    g = rng.standard_normal(shape[:-1] + (6,)).astype(np.float32)
+    composed = [T(a) for a in (x, w, b)]
+    (composed[0] @ composed[1] + composed[2]).backward(g)
+    fused = [T(a) for a in (x, w, b)]
+    out = LinearFunction.apply(*fused)
+    out.backward(g)
+    assert np.array_equal(to_np(out), to_np(composed[0] @ composed[1] + composed[2]))
+    for a, c in zip(composed, fused):
+        assert np.array_equal(to_np(a.grad), to_np(c.grad))

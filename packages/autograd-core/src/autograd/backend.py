@@ -57,6 +57,7 @@ __all__ = [
     "add_at",
     "as_strided",
     "contiguous",
+    "add_into",
     "matmul",
     "dtype",
     "dtype_name",
@@ -574,6 +575,17 @@ def matmul(a: Any, b: Any) -> Any:
         if b.ndim > 2 and not b.flags.c_contiguous:
             b = np.ascontiguousarray(b)
     return a @ b
+
+
+def add_into(out: Any, x: Any) -> Any:
+    """``out + x``, written into ``out`` where arrays are mutable (``out`` must be a fresh array nobody else holds).
+
+    Returns the result: NumPy and CuPy add in place, MLX (immutable arrays) returns a new array.
+    """
+    if BACKEND == "mlx" or _mod.result_type(out, x) != out.dtype:
+        return out + x  # immutable arrays, or a wider x: the result needs its own (promoted) array
+    out += x
+    return out
 
 
 def contiguous(x: Any) -> Any:

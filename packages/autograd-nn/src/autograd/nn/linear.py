@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from typing import Any, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -12,9 +12,9 @@ from autograd.kernels.contracts import dispatch
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
 from autograd.precision import to_low
-from autograd.tensor import Tensor, TensorIndexError
+from autograd.tensor import Function, ShapeError, Tensor, TensorIndexError
 
-__all__ = ["Linear", "Embedding"]
+__all__ = ["Linear", "LinearFunction", "Embedding"]
 
 
 class Linear(Module):
@@ -42,11 +42,42 @@ class Linear(Module):
         """(..., input_size) -> (..., output_size)."""
         x = as_input(x)
         check(x.ndim >= 1 and x.shape[-1] == self.input_size, self, f"(..., {self.input_size})", x)
-        y = x @ self.weight
         if self.bias is None:
-            return y
-        (bias,) = to_low(self.bias)  # under autocast the bias joins the product's low dtype, as in PyTorch's linear
-        return y + bias
+            return x @ self.weight
+        # Under autocast all three join the product's low dtype, as in PyTorch's linear.
+        return LinearFunction.apply(*to_low(x, self.weight, self.bias))
+
+
+class LinearFunction(Function):
+    r""":math:`y = xW + b` as one node: the bias is added into the product's own fresh output.
+
+    The same arithmetic as ``x @ W + b`` (one product, then one addition), without
+    the temporary of a separate addition. ``x`` (..., K), ``weight`` (K, N),
+    ``bias`` (N,). Backward: :math:`dx = g W^T`, :math:`dW = x^T g` (over every
+    leading axis at once), :math:`db = \sum g` over the leading axes.
+    """
+
+    def forward(self, x: Any, weight: Any, bias: Any) -> Any:
+        if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[0] or bias.shape != weight.shape[1:]:
+            raise ShapeError(
+                f"linear: x {tuple(x.shape)}, weight {tuple(weight.shape)} and bias {tuple(bias.shape)} do not fit "
+                "(..., K), (K, N) and (N,)"
+            )
+        self.x, self.weight = x, weight
+        y = backend.matmul(x.reshape(-1, x.shape[-1]), weight)
+        return backend.add_into(y, bias).reshape(tuple(x.shape[:-1]) + (weight.shape[1],))
+
+    def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
+        g, x, w = grad.data, self.x, self.weight
+        g2 = g.reshape(-1, g.shape[-1])
+        dx = dw = db = None
+        if self.needs_input_grad[0]:
+            dx = backend.matmul(g2, w.T).reshape(x.shape)
+        if self.needs_input_grad[1]:
+            dw = backend.matmul(x.reshape(-1, x.shape[-1]).T, g2)
+        if self.needs_input_grad[2]:
+            db = Function.unbroadcast(g, (w.shape[1],))
+        return dx, dw, db
 
 
 class Embedding(Module):
