@@ -54,6 +54,10 @@ __all__ = ["attention_forward", "attention_backward", "keep_scale"]
 #: inside a training step OpenBLAS's own workers, still spinning after the previous product, compete with them
 #: (a GPT step at 128 keys measured about 10% faster with the heads run in order on multithreaded BLAS).
 _THREADED_MIN_KEYS = 512
+#: Below this many bytes of scores for all heads together (and one block per head), attention runs every head in
+#: one batched product each way: at 128 keys a head's products are tiny, and a Python loop over the heads costs
+#: more than they do.
+_ONE_BLOCK_BYTES = 64 << 20
 _Q_BLOCK = 256  # query rows per forward step
 _K_BLOCK = 256  # keys per backward step
 
@@ -166,6 +170,36 @@ def _row_dots(a, b, out):  # type: ignore[no-untyped-def]
         for d in range(ra.size):
             s += np.float64(ra[d] * rb[d])
         out[i] = s
+
+
+@njit(nogil=True, **OPTS)
+def _fwd_heads(s, lse, norm, bias, has_bias, offset, causal, heads, seed, p32, keep_value):  # type: ignore[no-untyped-def]
+    # Every head at once: s (B*H, Tq, Tk) scores, lse (B*H, Tq), norm (B*H, Tq, 1), bias (B, H, Tq, Tk).
+    for bh in range(s.shape[0]):
+        b, h = bh // heads, bh % heads
+        _fwd_head(s[bh], lse[bh], norm[bh], bias[b, h], has_bias, 0, offset, causal, bh, seed, p32, keep_value)
+
+
+@njit(nogil=True, **OPTS)
+def _bwd_heads(s, dp, pd, lse, delta, bias, has_bias, offset, causal, heads, seed, p32, keep_value):  # type: ignore[no-untyped-def]
+    # Every head at once, each against all of its keys: s, dp, pd (B*H, Tq, Tk); lse, delta (B*H, Tq).
+    for bh in range(s.shape[0]):
+        b, h = bh // heads, bh % heads
+        _bwd_head(
+            s[bh], dp[bh], pd[bh], lse[bh], delta[bh], bias[b, h], has_bias, 0, 0, offset, causal, bh, seed,
+            p32, keep_value,
+        )  # fmt: skip
+
+
+@njit(nogil=True, **OPTS)
+def _row_dots_heads(a, b, out):  # type: ignore[no-untyped-def]
+    for bh in range(a.shape[0]):
+        _row_dots(a[bh], b[bh], out[bh])
+
+
+def _one_block(tq: int, tk: int, heads: int, itemsize: int) -> bool:
+    """Short sequences: one score block per head, and every head's scores together take little memory."""
+    return tq <= _Q_BLOCK and tk <= _K_BLOCK and heads * tq * tk * itemsize <= _ONE_BLOCK_BYTES
 
 
 _pools: Dict[int, ThreadPoolExecutor] = {}
@@ -300,6 +334,18 @@ def attention_forward(
     out = np.zeros((bsz, heads, tq, dv), dtype)
     lse = np.full((bsz, heads, tq), np.inf, dtype)
     p32, keep_value, seed32 = _p_in(dtype, dropout_p), float(1.0 / (1.0 - dropout_p)), int(seed) & 0xFFFFFFFF
+    if _one_block(tq, tk, bsz * heads, dtype.itemsize):
+        # Every head in one batched product each way (NumPy loops over the heads in C, not in Python), with
+        # the same per-row Numba pass as the blocked path: the same bits.
+        bh_count = bsz * heads
+        s = np.matmul(qs.reshape(bh_count, tq, -1), k_t.reshape(bh_count, -1, tk))
+        norm = np.empty((bh_count, tq, 1), dtype)
+        lse2 = lse.reshape(bh_count, tq)
+        _fwd_heads(s, lse2, norm, bias4, has_bias, offset, bool(causal), heads, seed32, p32, keep_value)
+        out2 = out.reshape(bh_count, tq, dv)
+        np.matmul(s, v.reshape(bh_count, tk, dv), out=out2)
+        out2 /= norm
+        return out, lse
     block = min(_Q_BLOCK, tq)
 
     def work(first: int, end: int) -> None:
@@ -357,6 +403,24 @@ def attention_backward(
     k_t, v_t = _transposed(k), _transposed(v)
     p32, keep_value, seed32 = _p_in(dtype, dropout_p), float(1.0 / (1.0 - dropout_p)), int(seed) & 0xFFFFFFFF
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
+    if _one_block(tq, tk, bsz * heads, dtype.itemsize):
+        bh_count = bsz * heads
+        q2, k2, do2 = qs.reshape(bh_count, tq, d), k.reshape(bh_count, tk, d), dout.reshape(bh_count, tq, dv_dim)
+        delta = np.empty((bh_count, tq))
+        _row_dots_heads(do2, out.reshape(bh_count, tq, dv_dim), delta)
+        s = np.matmul(q2, k_t.reshape(bh_count, d, tk))
+        dp = np.matmul(do2, v_t.reshape(bh_count, dv_dim, tk))
+        pd = np.empty_like(s) if p32 > 0.0 else s
+        _bwd_heads(
+            s, dp, pd, lse.reshape(bh_count, tq), delta, bias4, has_bias, offset, bool(causal), heads, seed32,
+            p32, keep_value,
+        )  # fmt: skip
+        # s holds P, dp holds dS, pd holds P * keep
+        np.matmul(pd.transpose(0, 2, 1), do2, out=dv.reshape(bh_count, tk, dv_dim))
+        np.matmul(dp.transpose(0, 2, 1), q2, out=dk.reshape(bh_count, tk, d))
+        np.matmul(dp, k2, out=dq.reshape(bh_count, tq, d))
+        dq *= t_(scale)
+        return dq, dk, dv
     block = min(_K_BLOCK, tk)
 
     def work(first: int, end: int) -> None:
