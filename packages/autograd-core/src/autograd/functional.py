@@ -88,15 +88,23 @@ class Gelu(Function):
 
     Backward: :math:`0.5(1 + \tanh\alpha) + 0.5x(1 - \tanh^2\alpha)\alpha'` with
     :math:`\alpha' = \sqrt{2/\pi}(1 + 3 \cdot 0.044715x^2)`.
+
+    Only x is kept for the backward, which recomputes the tanh (the same bits): a tanh is cheap next to keeping
+    a second activation-sized array (in float32 even for a bfloat16 x, whose product with a Python float
+    NumPy promotes).
     """
+
+    @staticmethod
+    def _tanh(x: Any) -> Any:
+        return _lib.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
 
     def forward(self, x: Any) -> Any:
         self.x = x
-        self.t = _lib.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
-        return 0.5 * x * (1 + self.t)
+        return 0.5 * x * (1 + self._tanh(x))
 
     def backward(self, grad: Any) -> Any:
-        x, t = self.x, self.t
+        x = self.x
+        t = self._tanh(x)
         d_alpha = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
         return grad.data * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_alpha)
 
