@@ -2,8 +2,8 @@
 
 Every class here is named ``cpu_fused`` for its op and has priority 100 (the
 first-party convention), so on the NumPy backend each op runs here whenever
-the inputs fit: float32 or float64 throughout (no float16 or bfloat16), and
-for softmax and log-softmax the last axis. Anything else is declined with the
+the inputs fit: float32 or float64 throughout (attention also float16 and
+bfloat16, computed in float32), and for softmax and log-softmax the last axis. Anything else is declined with the
 reason, and core's reference runs. ``AUTOGRAD_KERNELS=reference`` turns the
 package off for a run; ``python -m autograd.kernels`` shows what was chosen.
 
@@ -57,6 +57,7 @@ __all__ = [
 NAME = "cpu_fused"
 PRIORITY = 100
 _FLOATS = ("float32", "float64")
+_LOW = ("float16", "bfloat16")
 #: Where the attention kernel is at least as fast as core's paths (measured: 1.15x the dense path's speed at 128
 #: keys, and faster than numpy_tiled from 512).
 _TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (5e-5, 3e-4)}
@@ -73,6 +74,7 @@ class _CPU:
     backends = ("numpy",)
     priority = PRIORITY
     tolerances = _TOLERANCES
+    floats: Tuple[str, ...] = _FLOATS  # the dtypes taken (one of them throughout)
 
     def check_environment(self) -> List[str]:
         reasons = super().check_environment()  # type: ignore[misc]
@@ -83,8 +85,8 @@ class _CPU:
     def check(self, inputs: Any) -> List[str]:
         reasons = super().check(inputs)  # type: ignore[misc]
         floats = [d for d in getattr(inputs, "dtypes", ()) if d and "int" not in d and d != "bool"] or [inputs.dtype]
-        if any(d not in _FLOATS for d in floats) or len(set(floats)) > 1:
-            reasons.append(f"dtypes {sorted(set(floats))}: only float32 or float64 throughout")
+        if any(d not in self.floats for d in floats) or len(set(floats)) > 1:
+            reasons.append(f"dtypes {sorted(set(floats))}: only one of {', '.join(self.floats)} throughout")
         return reasons
 
 
@@ -303,7 +305,13 @@ class CPUEmbedding(_CPU, EmbeddingImplementation):
 
 
 class AttentionFunction(Function):
-    """Memory-linear attention: per head, score blocks through single-threaded BLAS and one fused Numba pass."""
+    """Memory-linear attention: per head, score blocks through single-threaded BLAS and one fused Numba pass.
+
+    float16 and bfloat16 inputs (the mixed-precision policy's products) are widened to float32 for the
+    kernels and the results rounded back: what the backward keeps is the low-precision inputs and output
+    (those the graph holds anyway) and the float32 log-sum-exp, never a (Tq, Tk) block, where the dense
+    path would keep several.
+    """
 
     def forward(
         self,
@@ -317,40 +325,54 @@ class AttentionFunction(Function):
         scale: Optional[float] = None,
         seed: Optional[int] = None,
     ) -> Any:
+        self.low = query.dtype if query.dtype.name in _LOW else None
         self.q, self.k, self.v = _c(query), _c(key), _c(value)
         self.scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
         self.causal, self.p, self.seed = bool(is_causal) and mask is None, float(dropout_prob), int(seed or 0)
         self.bias = None
         if mask is not None:  # the contract's additive form: 0 allowed, -1e9 forbidden
-            forbid = np.where(mask, -1.0e9, 0.0) if mask.dtype == np.bool_ else mask * -1.0e9
-            self.bias = forbid.astype(query.dtype)
-        self.out, self.lse = K.attention_forward(
-            self.q, self.k, self.v, self.scale, self.causal, self.bias, self.p, self.seed
-        )
+            # Widened first: -1e9 overflows float16.
+            m = mask if mask.dtype == np.bool_ else mask.astype(np.float32 if self.low else mask.dtype)
+            forbid = np.where(m, -1.0e9, 0.0) if m.dtype == np.bool_ else m * -1.0e9
+            self.bias = forbid.astype(self._work(query.dtype))
+        q, k, v = self._wide(self.q), self._wide(self.k), self._wide(self.v)
+        out, self.lse = K.attention_forward(q, k, v, self.scale, self.causal, self.bias, self.p, self.seed)
+        self.out = out if self.low is None else out.astype(self.low)
         return self.out
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
-        return K.attention_backward(
-            self.q,
-            self.k,
-            self.v,
-            self.out,
+        grads = K.attention_backward(
+            self._wide(self.q),
+            self._wide(self.k),
+            self._wide(self.v),
+            self._wide(self.out),
             self.lse,
-            _c(grad.data),
+            self._wide(_c(grad.data)),
             self.scale,
             self.causal,
             self.bias,
             self.p,
             self.seed,
         )
+        return grads if self.low is None else tuple(g.astype(self.low) for g in grads)  # type: ignore[return-value]
+
+    def _work(self, dtype: Any) -> Any:
+        return np.dtype(np.float32) if self.low is not None else dtype
+
+    def _wide(self, a: np.ndarray) -> np.ndarray:
+        return a if self.low is None else a.astype(np.float32)
 
 
 class CPUAttention(_CPU, AttentionImplementation):
     """Fused, memory-linear attention for NumPy: any shapes, bool and additive masks, causal, dropout.
 
     Its dropout decisions are core's (``autograd.kernels.dropout``), so a seeded run drops the same elements as
-    the dense and ``numpy_tiled`` paths.
+    the dense and ``numpy_tiled`` paths. It also takes float16 and bfloat16 (computed in float32, rounded back),
+    so a mixed-precision model keeps its memory-linear attention.
     """
+
+    floats = _FLOATS + _LOW
+    tolerances = {**_TOLERANCES, "float16": (1e-3, 4e-3), "bfloat16": (8e-3, 3e-2)}
 
     def attention(
         self,
