@@ -47,8 +47,17 @@ def _keep_fn(batch: int, heads: int, dropout_prob: float, seed: Optional[int], k
     return lambda rows, cols: hashed_keep_scale(seed, batch, heads, rows, cols, dropout_prob, mx.float32)
 
 
+def _wide(*arrays: Any) -> Tuple[Any, ...]:
+    return tuple(a if a.dtype == mx.float32 else a.astype(mx.float32) for a in arrays)
+
+
 class FlashAttentionFunction(Function):
-    """Forward and backward of the tiled attention; saves only q, k, v, the output and the log-sum-exp."""
+    """Forward and backward of the tiled attention; saves only q, k, v, the output and the log-sum-exp.
+
+    The kernels compute in float32. What is kept for the backward is the inputs and the output in their own
+    dtype (arrays the graph holds anyway; under a bfloat16 policy, half the bytes of float32 copies), widened
+    again in the backward.
+    """
 
     def forward(
         self,
@@ -70,27 +79,27 @@ class FlashAttentionFunction(Function):
         self.causal, self.block = bool(is_causal) and mask is None, block
         self.mask_bias = _mask_bias_fn(mask)
         self.keep = _keep_fn(b, h, dropout_prob, seed, keep_scale)
-        self.q, self.k, self.v = (x.astype(mx.float32) for x in (query, key, value))
-        self.out, self.lse = flash_forward(
-            self.q,
-            self.k,
-            self.v,
+        self.q, self.k, self.v = query, key, value
+        out, self.lse = flash_forward(
+            *_wide(query, key, value),
             scale=self.scale,
             causal=self.causal,
             mask_bias=self.mask_bias,
             keep=self.keep,
             block=block,
         )
-        return self.out.astype(query.dtype)
+        self.out = out.astype(query.dtype)
+        return self.out
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
+        q, k, v, out, dout = _wide(self.q, self.k, self.v, self.out, grad.data)
         dq, dk, dv = flash_backward(
-            self.q,
-            self.k,
-            self.v,
-            self.out,
+            q,
+            k,
+            v,
+            out,
             self.lse,
-            grad.data.astype(mx.float32),
+            dout,
             scale=self.scale,
             causal=self.causal,
             mask_bias=self.mask_bias,
