@@ -45,6 +45,19 @@ THREADS = "2"
 PAUSE = 0.5  # seconds between rounds
 
 
+def _cpu_model() -> str:
+    # Ratios against PyTorch depend on the CPU vendor (PyTorch's MKL GEMMs lead OpenBLAS on Intel, not on AMD),
+    # so the record names the CPU.
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
 def cases(quick: bool) -> List[str]:
     seqs = ATTENTION_SEQS[:2] if quick else ATTENTION_SEQS
     return ["overhead", "mlp", "cnn", "gpt"] + [f"attention-{s}" for s in seqs]
@@ -438,7 +451,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     versions = f"numpy {numpy.__version__}" + (f", torch {torch_version}" if torch_version else "")
     mlx_version = _has("mlx.core")
     versions += f", mlx {mlx_version}" if mlx_version else ""
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    machine = f"{_cpu_model()} ({platform.machine()}), {os.cpu_count()} cores, {platform.system()} {platform.release()}"
     md = [
         "# Benchmark results",
         "",
