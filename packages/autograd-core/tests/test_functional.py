@@ -84,6 +84,14 @@ def test_activations_stable_at_large_magnitude():
         x.grad = None
 
 
+def test_gelu_keeps_only_its_input_for_the_backward():
+    # The reference recomputes the tanh in the backward: one activation-sized array kept, not two.
+    x = T(np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4))
+    fn = F.Gelu()
+    fn.forward(x.data)
+    assert [name for name, value in vars(fn).items() if getattr(value, "shape", None) == (3, 4)] == ["x"]
+
+
 # --- losses --------------------------------------------------------------------
 
 
