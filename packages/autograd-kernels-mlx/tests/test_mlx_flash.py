@@ -151,3 +151,20 @@ def test_mlx_custom_entry_points_delegate_to_the_plugin():
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5)
     for a, b in zip(qs, rs):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-3, atol=1e-4)
+
+
+@needs_mlx
+def test_low_precision_inputs_are_kept_low_for_the_backward():
+    import mlx.core as mx
+
+    rng = np.random.default_rng(0)
+    q, k, v = (
+        Tensor(mx.array(rng.standard_normal((1, 2, 48, 16)).astype(np.float32)).astype(mx.bfloat16)) for _ in range(3)
+    )
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation="mlx_flash")
+    fn = out.creator
+    # no float32 copies of q, k, v or the output: the graph's own bfloat16 arrays
+    assert out.dtype == fn.q.dtype == fn.k.dtype == fn.v.dtype == fn.out.dtype == mx.bfloat16
+    assert fn.lse.dtype == mx.float32
+    out.backward(mx.ones(out.shape, mx.bfloat16))
+    assert q.grad.dtype == k.grad.dtype == v.grad.dtype == mx.bfloat16

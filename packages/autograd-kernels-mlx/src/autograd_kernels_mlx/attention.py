@@ -88,7 +88,7 @@ class FlashAttentionFunction(Function):
             keep=self.keep,
             block=block,
         )
-        self.out = out.astype(query.dtype)
+        self.out = out if out.dtype == query.dtype else out.astype(query.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
