@@ -3,9 +3,10 @@
 Every class here is named ``cpu_fused`` for its op and has priority 100 (the
 first-party convention), so on the NumPy backend each op runs here whenever
 the inputs fit: float32 or float64 throughout (attention also float16 and
-bfloat16, computed in float32), and for softmax and log-softmax the last axis. Anything else is declined with the
-reason, and core's reference runs. ``AUTOGRAD_KERNELS=reference`` turns the
-package off for a run; ``python -m autograd.kernels`` shows what was chosen.
+bfloat16, computed in float32), and for softmax and log-softmax the last
+axis. Anything else is declined with the reason, and core's reference runs.
+``AUTOGRAD_KERNELS=reference`` turns the package off for a run;
+``python -m autograd.kernels`` shows what was chosen.
 
 Importing this module does not import Numba: each kernel module (and Numba)
 loads the first time one of its Functions runs.
@@ -331,10 +332,9 @@ class AttentionFunction(Function):
         self.causal, self.p, self.seed = bool(is_causal) and mask is None, float(dropout_prob), int(seed or 0)
         self.bias = None
         if mask is not None:  # the contract's additive form: 0 allowed, -1e9 forbidden
-            # Widened first: -1e9 overflows float16.
-            m = mask if mask.dtype == np.bool_ else mask.astype(np.float32 if self.low else mask.dtype)
-            forbid = np.where(m, -1.0e9, 0.0) if m.dtype == np.bool_ else m * -1.0e9
-            self.bias = forbid.astype(self._work(query.dtype))
+            work = np.float32 if self.low is not None else query.dtype  # widened first: -1e9 overflows float16
+            forbid = np.where(mask, -1.0e9, 0.0) if mask.dtype == np.bool_ else mask.astype(work) * -1.0e9
+            self.bias = forbid.astype(work, copy=False)
         q, k, v = self._wide(self.q), self._wide(self.k), self._wide(self.v)
         out, self.lse = K.attention_forward(q, k, v, self.scale, self.causal, self.bias, self.p, self.seed)
         self.out = out if self.low is None else out.astype(self.low)
@@ -355,9 +355,6 @@ class AttentionFunction(Function):
             self.seed,
         )
         return grads if self.low is None else tuple(g.astype(self.low) for g in grads)  # type: ignore[return-value]
-
-    def _work(self, dtype: Any) -> Any:
-        return np.dtype(np.float32) if self.low is not None else dtype
 
     def _wide(self, a: np.ndarray) -> np.ndarray:
         return a if self.low is None else a.astype(np.float32)
