@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from autograd_kernels_cpu import pointwise as pw
@@ -79,3 +81,11 @@ def test_declines_other_dtypes_and_layouts():
         pw.relu_forward(np.zeros((4, 4), np.float32).T)
     with pytest.raises(UnsupportedInputError, match="dtype float64, the other inputs float32"):
         pw.relu_backward(np.zeros(4, np.float32), np.zeros(4, np.float64))
+
+
+def test_gelu_keeps_its_far_negative_tail(dtype):
+    # x sigmoid(2u) keeps the tiny negative values where the reference's 0.5 x (1 + tanh(u)) rounds to 0.
+    x = np.array([-5.0, -6.0, -8.0], dtype)
+    xf = x.astype(np.float64)
+    exact = xf / (1.0 + np.exp(-2.0 * math.sqrt(2.0 / math.pi) * (xf + 0.044715 * xf**3)))
+    np.testing.assert_allclose(pw.gelu_forward(x), exact, rtol=1e-5 if dtype == np.float32 else 1e-12)
