@@ -84,12 +84,26 @@ def test_activations_stable_at_large_magnitude():
         x.grad = None
 
 
-def test_gelu_keeps_only_its_input_for_the_backward():
-    # The reference recomputes the tanh in the backward: one activation-sized array kept, not two.
-    x = T(np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4))
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_gelu_keeps_nothing_wider_than_its_input(dtype):
+    # NumPy promotes bfloat16 times a Python float to float32: that tanh is recomputed in the backward rather
+    # than kept, so a half-precision model's GELUs keep half-precision arrays only.
+    try:
+        dt = backend.dtype(dtype)
+    except TypeError as exc:
+        pytest.skip(str(exc))
+    x = backend.asarray(np.linspace(-3, 3, 12).reshape(3, 4)).astype(dt)
     fn = F.Gelu()
-    fn.forward(x.data)
-    assert [name for name, value in vars(fn).items() if getattr(value, "shape", None) == (3, 4)] == ["x"]
+    y = fn.forward(x)
+    kept = {name: value.dtype for name, value in vars(fn).items() if getattr(value, "shape", None) == (3, 4)}
+    assert "x" in kept and all(d == dt for d in kept.values()), kept
+    g = backend.asarray(np.ones((3, 4))).astype(y.dtype)
+    dx = fn.backward(Tensor(g))  # the same values whether the tanh was kept or recomputed
+    f32 = backend.dtype("float32")  # host copies through float32: no bfloat16 buffer protocol
+    x64 = to_np(x.astype(f32))
+    t = np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3))
+    ref = 0.5 * (1 + t) + 0.5 * x64 * (1 - t * t) * math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x64**2)
+    np.testing.assert_allclose(to_np(dx.astype(f32)), ref, rtol=0.02, atol=0.02)
 
 
 # --- losses --------------------------------------------------------------------

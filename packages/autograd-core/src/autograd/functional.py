@@ -89,9 +89,9 @@ class Gelu(Function):
     Backward: :math:`0.5(1 + \tanh\alpha) + 0.5x(1 - \tanh^2\alpha)\alpha'` with
     :math:`\alpha' = \sqrt{2/\pi}(1 + 3 \cdot 0.044715x^2)`.
 
-    Only x is kept for the backward, which recomputes the tanh (the same bits): a tanh is cheap next to keeping
-    a second activation-sized array (in float32 even for a bfloat16 x, whose product with a Python float
-    NumPy promotes).
+    The tanh is kept for the backward when it has x's dtype. When it came out wider (NumPy promotes a
+    bfloat16 array times a Python float to float32), only x is kept and the backward recomputes the tanh (the
+    same bits): under a half-precision policy a float32 copy per GELU would undo much of the memory saving.
     """
 
     @staticmethod
@@ -100,11 +100,13 @@ class Gelu(Function):
 
     def forward(self, x: Any) -> Any:
         self.x = x
-        return 0.5 * x * (1 + self._tanh(x))
+        t = self._tanh(x)
+        self.t = t if t.dtype == x.dtype else None
+        return 0.5 * x * (1 + t)
 
     def backward(self, grad: Any) -> Any:
         x = self.x
-        t = self._tanh(x)
+        t = self.t if self.t is not None else self._tanh(x)
         d_alpha = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
         return grad.data * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_alpha)
 
