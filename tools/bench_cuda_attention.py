@@ -3,8 +3,9 @@
 Causal self-attention, batch 4, 16 heads, head_dim 64, float16 by default; forward and forward+backward; the
 best of a few timed runs after one warm-up run. TFLOP/s counts the causal half of the score matrix: a forward
 is 4*B*H*T*T*D/2 floating-point operations and a backward 2.5 times that, as FlashAttention-2 reports. Peak
-memory is what the case added above its inputs: CuPy's memory-pool high-water mark for autograd, and
-``torch.cuda.max_memory_allocated`` for PyTorch.
+memory is what the case added above its inputs: the most bytes held from CuPy's memory pool at once during
+one untimed run (counted by a memory hook) for autograd, and ``torch.cuda.max_memory_allocated`` for
+PyTorch.
 
     python tools/bench_cuda_attention.py [--seqs 1024,2048,4096] [--dtype float16] [--budget 120] [--output FILE]
 
@@ -61,14 +62,37 @@ def autograd_case(impl: str, shape: tuple[int, int, int, int], dtype: str, mode:
             sync(q.grad.data, k.grad.data, v.grad.data)
             q.grad = k.grad = v.grad = None
 
-    pool = backend.lib.get_default_memory_pool() if backend.BACKEND == "cupy" else None
-    if pool is not None:
-        sync()
-        pool.free_all_blocks()
-        base = pool.total_bytes()
     seconds = _best(run, repeats)
-    peak = None if pool is None else pool.total_bytes() - base
+    peak = _cupy_peak(run, backend.lib) if backend.BACKEND == "cupy" else None
     return {"seconds": seconds, "peak_bytes": peak}
+
+
+def _cupy_peak(run: Callable[[], None], cp: Any) -> int:
+    """The most bytes one untimed run held from CuPy's memory pool at once, above what it held before.
+
+    The pool's size is no high-water mark (it keeps freed blocks and reuses ones an earlier case left), so
+    a memory hook counts each block handed out and given back; the hook's Python calls would slow the
+    timed runs, so it watches a run of its own.
+    """
+
+    class Peak(cp.cuda.MemoryHook):
+        name = "autograd_bench_peak"
+
+        def __init__(self) -> None:
+            self.now = self.peak = 0
+
+        def malloc_postprocess(self, **kw: Any) -> None:
+            self.now += kw["mem_size"]
+            self.peak = max(self.peak, self.now)
+
+        def free_postprocess(self, **kw: Any) -> None:
+            self.now -= kw["mem_size"]
+
+    cp.cuda.get_current_stream().synchronize()
+    hook = Peak()
+    with hook:
+        run()
+    return hook.peak
 
 
 def torch_case(shape: tuple[int, int, int, int], dtype: str, mode: str, repeats: int, device: str) -> dict[str, Any]:

@@ -46,18 +46,46 @@ def test_missing_mlx_names_install_command():
     assert res.returncode != 0 and 'pip install "autograd-core[mlx]"' in res.stderr
 
 
-def test_autodetect_without_gpu_is_numpy():
+_DETECT = "import autograd.backend as b; print(b.BACKEND)"
+# What auto-detection should find, worked out apart from backend.py's own code.
+_EXPECTED = """
+try:
+    import cupy
+    found = cupy.cuda.runtime.getDeviceCount() > 0
+except Exception:
+    found = False
+if not found:
+    try:
+        import mlx.core as mx
+        found = "mlx" if mx.default_device().type == mx.DeviceType.gpu else False
+    except Exception:
+        found = False
+print("cupy" if found is True else found or "numpy")
+"""
+
+
+def _autodetected(**env_changes: str) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "AUTOGRAD_BACKEND"}
-    res = subprocess.run(
-        [sys.executable, "-c", "import autograd.backend as b; print(b.BACKEND)"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stderr
-    # These machines have no CUDA device and no Metal GPU.
-    assert res.stdout.strip() == "numpy"
+    env.update(env_changes)
+    out = []
+    for code in (_DETECT, _EXPECTED):
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+        assert res.returncode == 0, res.stderr
+        out.append(res.stdout.strip())
+    return out[0], out[1]
+
+
+def test_autodetect_picks_the_gpu_backend_present_else_numpy():
+    chosen, expected = _autodetected()
+    assert chosen == expected
+
+
+def test_autodetect_without_a_visible_gpu_is_numpy():
+    # Hiding every CUDA device (and Metal does not exist off macOS) leaves NumPy, on any machine.
+    chosen, expected = _autodetected(CUDA_VISIBLE_DEVICES="")
+    if expected == "mlx":
+        pytest.skip("MLX sees a Metal GPU here; CUDA_VISIBLE_DEVICES cannot hide it")
+    assert chosen == "numpy"
 
 
 def test_importing_tensor_does_not_patch_array_modules():

@@ -11,7 +11,9 @@ from autograd.tensor import Tensor
 
 
 def to_np(x):
-    return np.asarray(backend.to_numpy(getattr(x, "data", x)), dtype=np.float64)
+    # Only a Tensor is unwrapped: a raw CuPy array's .data is its MemoryPointer.
+    data = x.data if isinstance(x, Tensor) else x
+    return np.asarray(backend.to_numpy(data), dtype=np.float64)
 
 
 def _low():
