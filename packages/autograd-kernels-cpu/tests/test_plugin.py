@@ -109,6 +109,36 @@ def test_a_training_step_runs_through_it_and_matches_the_reference(monkeypatch):
         np.testing.assert_allclose(fused[name], reference[name], rtol=2e-4, atol=2e-5, err_msg=name)
 
 
+@needs_numpy
+def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(monkeypatch):
+    from autograd.tensor import no_grad
+
+    impl = registry.get(plugin.NAME, "conv2d")
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), requires_grad=False)
+
+    def conv(weight_grad=True):
+        w = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=weight_grad)
+        b = Tensor(np.zeros(4, np.float32))
+        return impl.apply(x, w, b, stride=1, padding=(1, 1, 1, 1)), w
+
+    y, w = conv()
+    assert y.creator.cols is not None
+    y.sum().backward()
+    kept = w.grad.numpy()
+    monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", 0)  # over the cap: rebuilt in the backward
+    y, w2 = conv()
+    assert y.creator.cols is None
+    w2.data[...] = w.data
+    y2 = impl.apply(x, w2, Tensor(np.zeros(4, np.float32)), stride=1, padding=(1, 1, 1, 1))
+    y2.sum().backward()
+    np.testing.assert_array_equal(w2.grad.numpy(), kept)
+    monkeypatch.undo()
+    assert conv(weight_grad=False)[0].creator.cols is None  # only the weight gradient reads them
+    with no_grad():
+        assert conv()[0].creator is None
+
+
 @pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")
 def test_declines_on_other_backends():
     impl = registry.get(plugin.NAME, "gelu")

@@ -46,6 +46,35 @@ def test_conv2d(case, with_bias, dtype, rng):
     assert conv.conv2d_backward(g, x, wt, stride, pad, False, True, False)[0] is None
 
 
+@pytest.mark.parametrize("case", CONVS[1:4])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv2d_kept_columns_give_the_same_gradients(case, with_bias, rng):
+    n, c, h, w, o, k, stride, pad = case
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((o, c, k, k)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) if with_bias else None
+    y, cols = conv.conv2d_forward(x, wt, b, stride, pad, return_columns=True)
+    assert_identical(y, conv.conv2d_forward(x, wt, b, stride, pad))
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    # Another convolution in between reuses the scratch buffer: the kept columns must not be it.
+    conv.conv2d_forward(rng.standard_normal(x.shape).astype(np.float32), wt, b, stride, pad)
+    kept = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias, cols=cols)
+    rebuilt = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias)
+    for a, r in zip(kept, rebuilt):
+        assert (a is None and r is None) or np.array_equal(a, r)
+
+
+def test_conv2d_refuses_columns_of_another_input(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    wt = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    y, cols = conv.conv2d_forward(x, wt, None, 1, (1, 1, 1, 1), return_columns=True)
+    g = np.ones_like(y)
+    with pytest.raises(ValueError, match=r"cols float32 \(27, 90\) are not the columns.*x float32 \(2, 3, 6, 6\)"):
+        conv.conv2d_backward(g, x, wt, 1, (1, 1, 1, 1), cols=cols[:, :90])
+    with pytest.raises(ValueError, match="are not the columns"):
+        conv.conv2d_backward(g, x, wt, 1, (1, 1, 1, 1), cols=cols.astype(np.float64))
+
+
 def test_conv2d_parallel_planes_equal_serial(rng):
     x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
     cols1, cols3 = np.empty((4 * 9, 3 * 5 * 4), np.float32), np.empty((4 * 9, 3 * 5 * 4), np.float32)

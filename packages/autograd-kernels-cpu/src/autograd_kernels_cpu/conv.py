@@ -11,9 +11,11 @@ ones. Numba passes move (O, N, Ho, Wo) to and from NCHW.
   shifted copies into a scratch buffer reused between calls (per thread). For
   stride 1 the rows are laid out at the padded width (see "wide columns"
   below), so every copy is one contiguous run.
-* backward: cols are recomputed from x (the forward keeps nothing), and
-  col2im adds the column gradients back into each (n, c) plane, offset by
-  offset, in parallel over planes (no two threads share a plane: no races).
+* backward: the weight gradient needs the columns again. The forward can
+  hand them over (``return_columns=True``, in a fresh array rather than the
+  scratch buffer); otherwise they are recomputed from x. col2im adds the
+  column gradients back into each (n, c) plane, offset by offset, in parallel
+  over planes (no two threads share a plane: no races).
 
 BLAS runs from Python with its own threads; Numba's threads run only in the
 im2col/col2im passes between the BLAS calls. Results match the reference to
@@ -23,7 +25,7 @@ float rounding (the products sum in another order).
 from __future__ import annotations
 
 import threading
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 from numba import njit, prange
@@ -258,24 +260,31 @@ def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int
     return k, top, left, (hp - k) // stride + 1, (wp - k) // stride + 1
 
 
-def _im2col(x: np.ndarray, k: int, s: int, top: int, left: int, ho: int, wo: int, extra: int) -> Tuple[np.ndarray, int]:
-    """Columns (C*k*k + extra, N*Ho*width) in a scratch buffer, and the width of their output rows.
+def _im2col(
+    x: np.ndarray, k: int, s: int, top: int, left: int, ho: int, wo: int, extra: int, fresh: bool = False
+) -> Tuple[np.ndarray, int]:
+    """Columns (C*k*k + extra, N*Ho*width) in a scratch buffer (a new array if ``fresh``), and the width of
+    their output rows.
 
     The width is the padded width Wp for stride 1 (the wide layout above), else Wo. The ``extra`` rows are
     left to the caller.
     """
     n, c, h, w = x.shape
     planes = n * c
+
+    def alloc(shape: Tuple[int, int]) -> np.ndarray:
+        return np.empty(shape, x.dtype) if fresh else _buffer("cols", shape, x.dtype)
+
     if s == 1:
         hp, wp = ho + k - 1, wo + k - 1
-        cols = _buffer("cols", (c * k * k + extra, n * ho * wp), x.dtype)
+        cols = alloc((c * k * k + extra, n * ho * wp))
         pieces = chunks(planes, cols.size, _MIN_WORK)
         if pieces == 1:
             _im2col_wide_planes(x, cols, k, top, left, hp, wp, ho, 0, planes)
         else:
             _im2col_wide_par(x, cols, k, top, left, hp, wp, ho, pieces)
         return cols, wp
-    cols = _buffer("cols", (c * k * k + extra, n * ho * wo), x.dtype)
+    cols = alloc((c * k * k + extra, n * ho * wo))
     pieces = chunks(planes, cols.size, _MIN_WORK)
     if pieces == 1:
         _im2col_planes(x, cols, k, s, top, left, ho, wo, 0, planes)
@@ -285,12 +294,19 @@ def _im2col(x: np.ndarray, k: int, s: int, top: int, left: int, ho: int, wo: int
 
 
 def conv2d_forward(
-    x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray], stride: int, pad: Tuple[int, int, int, int]
-) -> np.ndarray:
+    x: np.ndarray,
+    w: np.ndarray,
+    b: Optional[np.ndarray],
+    stride: int,
+    pad: Tuple[int, int, int, int],
+    return_columns: bool = False,
+) -> Any:
     """Cross-correlation of x (N, C, H, W) with w (O, C, k, k), plus b (O,) or None.
 
     ``pad`` = (top, bottom, left, right) zero padding. Returns y (N, O, Ho, Wo) with
-    ``Ho = (H + top + bottom - k) // stride + 1`` (likewise Wo).
+    ``Ho = (H + top + bottom - k) // stride + 1`` (likewise Wo). With ``return_columns``, returns
+    ``(y, cols)``: the im2col matrix in an array of its own, to pass to :func:`conv2d_backward`, which then
+    skips rebuilding it (it is k*k times the size of x; the caller decides whether that memory is worth it).
     """
     op = "conv2d_forward"
     if b is None:
@@ -302,7 +318,7 @@ def conv2d_forward(
     ckk = w.shape[1] * k * k
     if b is not None and b.shape != (o,):
         raise ValueError(f"{op}: b has shape {b.shape}, expected ({o},)")
-    cols, width = _im2col(x, k, int(stride), top, left, ho, wo, 1 if b is not None else 0)
+    cols, width = _im2col(x, k, int(stride), top, left, ho, wo, 1 if b is not None else 0, fresh=return_columns)
     wmat = w.reshape(o, ckk)
     if b is not None:
         # The bias rides along as one more kernel column against a row of ones.
@@ -311,7 +327,7 @@ def conv2d_forward(
     y = wmat @ cols  # (O, N*Ho*width): one GEMM for the whole batch
     out = np.empty((n, o, ho, wo), x.dtype)
     _to_nchw(y.reshape(o, n, ho, width), out)
-    return out
+    return (out, cols) if return_columns else out
 
 
 def conv2d_backward(
@@ -323,8 +339,12 @@ def conv2d_backward(
     need_dx: bool = True,
     need_dw: bool = True,
     need_db: bool = True,
+    cols: Optional[np.ndarray] = None,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """Gradients of :func:`conv2d_forward` from g (N, O, Ho, Wo).
+
+    ``cols`` is what ``conv2d_forward(..., return_columns=True)`` returned for the same x, w, stride and pad;
+    without it the weight gradient rebuilds the columns from x.
 
     Returns:
         ``(dx, dw, db)``: (N, C, H, W), (O, C, k, k), (O,); None for each one not asked for.
@@ -344,8 +364,16 @@ def conv2d_backward(
     g_t = g_t.reshape(o, n * ho * width)
     dw = db = dx = None
     if need_dw:
-        cols, _ = _im2col(x, k, s, top, left, ho, wo, 0)
-        dw = (g_t @ cols.T).reshape(w.shape)
+        ckk = c * k * k
+        if cols is None:
+            cols, _ = _im2col(x, k, s, top, left, ho, wo, 0)
+        elif cols.ndim != 2 or cols.shape[0] not in (ckk, ckk + 1) or cols.shape[1] != g_t.shape[1] or cols.dtype != x.dtype:
+            raise ValueError(
+                f"{op}: cols {cols.dtype} {cols.shape} are not the columns conv2d_forward returned for x "
+                f"{x.dtype} {x.shape} and w {w.shape} (expected {ckk} or {ckk + 1} rows of {g_t.shape[1]})"
+            )
+        # The forward's columns may carry the bias's row of ones last: only the kernel's rows take part.
+        dw = (g_t @ cols[:ckk].T).reshape(w.shape)
     if need_db:
         db = g_t.sum(axis=1, dtype=np.float64).astype(g.dtype)
     if need_dx:
