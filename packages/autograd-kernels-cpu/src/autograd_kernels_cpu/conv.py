@@ -367,7 +367,12 @@ def conv2d_backward(
         ckk = c * k * k
         if cols is None:
             cols, _ = _im2col(x, k, s, top, left, ho, wo, 0)
-        elif cols.ndim != 2 or cols.shape[0] not in (ckk, ckk + 1) or cols.shape[1] != g_t.shape[1] or cols.dtype != x.dtype:
+        elif (
+            cols.dtype != x.dtype
+            or cols.ndim != 2
+            or cols.shape[0] not in (ckk, ckk + 1)
+            or cols.shape[1] != g_t.shape[1]
+        ):
             raise ValueError(
                 f"{op}: cols {cols.dtype} {cols.shape} are not the columns conv2d_forward returned for x "
                 f"{x.dtype} {x.shape} and w {w.shape} (expected {ckk} or {ckk + 1} rows of {g_t.shape[1]})"
