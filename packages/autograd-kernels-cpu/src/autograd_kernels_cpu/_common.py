@@ -141,32 +141,55 @@ def row_max(a):  # type: ignore[no-untyped-def]
     return m
 
 
+#: exp_sum's partial sums: blocks of this many elements are summed in the input's dtype (8 float32 vector lanes
+#: of 8 terms each), and the blocks in float64. Summing every element in float64 converts each one and halves the
+#: vector width: a 2048-element float32 row took 2.0 ns per element that way, 1.3 ns in blocks. The blocks add at
+#: most a few float32 ulp to a sum that is rounded to float32 anyway.
+_EXP_BLOCK = 64
+
+
 @njit(**_REDUCE)
 def exp_sum(a, m, out):  # type: ignore[no-untyped-def]
-    """``out = fast_exp(a - m)`` element-wise; returns the sum of ``out`` accumulated in float64.
+    """``out = fast_exp(a - m)`` element-wise; returns the sum of ``out`` (blocks of ``_EXP_BLOCK`` in float64).
 
     One loop that both stores and sums: ``reassoc`` lets it vectorize (the exp
     itself is compiled without it, so it rounds as everywhere else).
     """
-    s = 0.0
-    for j in range(a.size):
-        e = fast_exp(a[j] - m)
-        out[j] = e
+    s, n, j = 0.0, a.size, 0
+    while j + _EXP_BLOCK <= n:
+        block = a.dtype.type(0.0)
+        for t in range(j, j + _EXP_BLOCK):
+            e = fast_exp(a[t] - m)
+            out[t] = e
+            block += e
+        s += np.float64(block)
+        j += _EXP_BLOCK
+    for t in range(j, n):
+        e = fast_exp(a[t] - m)
+        out[t] = e
         s += np.float64(e)
     return s
 
 
 @njit(**_REDUCE)
 def exp_sum_inplace(a, m):  # type: ignore[no-untyped-def]
-    """``a = fast_exp(a - m)``, returning the float64 sum; :func:`exp_sum` with ``out`` = ``a``.
+    """``a = fast_exp(a - m)``, returning the sum as :func:`exp_sum` does (``out`` = ``a``).
 
     A separate function because LLVM cannot prove that two array arguments do
     not overlap: passed the same array twice, ``exp_sum`` fails its runtime
     overlap check and runs scalar (measured 4x slower).
     """
-    s = 0.0
-    for j in range(a.size):
-        e = fast_exp(a[j] - m)
-        a[j] = e
+    s, n, j = 0.0, a.size, 0
+    while j + _EXP_BLOCK <= n:
+        block = a.dtype.type(0.0)
+        for t in range(j, j + _EXP_BLOCK):
+            e = fast_exp(a[t] - m)
+            a[t] = e
+            block += e
+        s += np.float64(block)
+        j += _EXP_BLOCK
+    for t in range(j, n):
+        e = fast_exp(a[t] - m)
+        a[t] = e
         s += np.float64(e)
     return s
