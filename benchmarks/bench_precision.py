@@ -5,7 +5,8 @@ seq 128, batch 8) with AdamW. For each precision:
 
 * activations: the memory the forward pass leaves allocated for the backward
   (allocated after the forward minus allocated before it; NumPy: tracemalloc,
-  MLX: ``mx.get_active_memory`` after evaluating the loss);
+  MLX: ``mx.get_active_memory`` after evaluating the loss, CuPy: the bytes in
+  use from its memory pool);
 * peak: the most memory allocated during forward + backward + optimizer step,
   above what was allocated before the step;
 * time: one training step, the precisions taking turns round by round in
@@ -15,9 +16,12 @@ The bfloat16 run is ``model.set_precision("bfloat16")``: parameters stored in
 bfloat16 with float32 masters in the optimizer, products in bfloat16, the
 softmaxes, layer norms, reductions and the loss computed in float32. On NumPy
 this needs ml_dtypes, and products are computed in float32 and rounded (no
-half-precision BLAS), so only memory is expected to improve.
+half-precision BLAS), so only memory is expected to improve. CuPy has no
+bfloat16: on it the low precision is float16 (``--precision`` chooses; with
+float16 the loss scaler is not needed here, as only one step's memory and time
+are measured).
 
-    python benchmarks/bench_precision.py --backend numpy      # or mlx
+    python benchmarks/bench_precision.py --backend numpy      # or mlx, or cupy (float16)
 """
 
 from __future__ import annotations
@@ -33,7 +37,45 @@ from typing import Any, Callable, Dict, List
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _memory_probe(backend_name: str) -> Dict[str, Callable[[], int]]:
+def _cupy_probe() -> Dict[str, Callable[[], Any]]:
+    """Bytes in use from CuPy's memory pool now, and their peak, counted by a memory hook (the pool's own size
+    keeps freed blocks, so it is no high-water mark)."""
+    import cupy as cp
+
+    class Peak(cp.cuda.MemoryHook):
+        name = "bench_precision_peak"
+
+        def __init__(self) -> None:
+            self.now = self.peak = 0
+
+        def malloc_postprocess(self, **kw: Any) -> None:
+            self.now += kw["mem_size"]
+            self.peak = max(self.peak, self.now)
+
+        def free_postprocess(self, **kw: Any) -> None:
+            self.now -= kw["mem_size"]
+
+    hook = Peak()
+    hook.__enter__()  # installed for the life of the process
+    pool = cp.get_default_memory_pool()
+
+    def current() -> int:
+        cp.cuda.get_current_stream().synchronize()
+        return int(pool.used_bytes())
+
+    def reset_peak() -> None:
+        hook.now = hook.peak = 0
+
+    def peak() -> int:
+        cp.cuda.get_current_stream().synchronize()
+        return int(pool.used_bytes()) + hook.peak - hook.now  # the peak above where reset_peak found it
+
+    return {"current": current, "reset_peak": reset_peak, "peak": peak}
+
+
+def _memory_probe(backend_name: str) -> Dict[str, Callable[[], Any]]:
+    if backend_name == "cupy":
+        return _cupy_probe()
     if backend_name == "mlx":
         import mlx.core as mx
 
@@ -59,11 +101,15 @@ def _memory_probe(backend_name: str) -> Dict[str, Callable[[], int]]:
 
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["numpy", "mlx"], default="numpy")
+    parser.add_argument("--backend", choices=["numpy", "mlx", "cupy"], default="numpy")
+    parser.add_argument(
+        "--precision", choices=["bfloat16", "float16"], default=None, help="bfloat16, or float16 on cupy (default)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round")
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
+    low = args.precision or ("float16" if args.backend == "cupy" else "bfloat16")
     os.environ["AUTOGRAD_BACKEND"] = args.backend
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     sys.path.insert(0, HERE)
@@ -83,7 +129,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
     targets = rng.integers(0, 256, size=(args.batch, 128))
 
     setups = {}
-    for precision in ("float32", "bfloat16"):
+    for precision in ("float32", low):
         backend.seed(0)
         model = TinyGPT()
         if precision != "float32":
@@ -105,6 +151,8 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
         loss.backward()
         opt.step()
         backend.materialize(*(p.data for p in model.parameters.values()))
+        if backend.BACKEND == "cupy":
+            backend.lib.cuda.get_current_stream().synchronize()  # the step's kernels are timed to their end
         del loss
         return {"activations": after_forward - before, "peak": probe["peak"]() - before} if measure else {}
 
@@ -119,16 +167,16 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
             for _ in range(args.steps):
                 step(precision)
             times[precision] = min(times[precision], (time.perf_counter() - start) / args.steps)
-    f32, bf16 = memory["float32"], memory["bfloat16"]
+    f32, half = memory["float32"], memory[low]
     print(f"GPT decoder step, backend {args.backend}, batch {args.batch}, seq 128, hidden 128, 4 layers")
     print(f"{'precision':<10} {'activations':>12} {'peak':>10} {'step':>10}")
     for p in setups:
         m = memory[p]
         print(f"{p:<10} {m['activations'] / 2**20:>9.1f} MiB {m['peak'] / 2**20:>7.1f} MiB {times[p] * 1e3:>7.1f} ms")
-    saving = 1 - bf16["activations"] / f32["activations"]
+    saving = 1 - half["activations"] / f32["activations"]
     print(
-        f"bfloat16 activations are {saving:.0%} smaller (goal: at least 40%); "
-        f"time {times['bfloat16'] / times['float32']:.2f}x float32's"
+        f"{low} activations are {saving:.0%} smaller (goal: at least 40%); "
+        f"time {times[low] / times['float32']:.2f}x float32's"
     )
     return {"memory": memory, "times": times, "activation_saving": saving}
 
