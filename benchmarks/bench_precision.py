@@ -38,39 +38,21 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _cupy_probe() -> Dict[str, Callable[[], Any]]:
-    """Bytes in use from CuPy's memory pool now, and their peak, counted by a memory hook (the pool's own size
-    keeps freed blocks, so it is no high-water mark)."""
+    """Bytes in use from CuPy's memory pool now, and their peak since ``reset_peak`` (a memory hook's count)."""
     import cupy as cp
+    from cupy_memory import peak_hook
 
-    class Peak(cp.cuda.MemoryHook):
-        name = "bench_precision_peak"
-
-        def __init__(self) -> None:
-            self.now = self.peak = 0
-
-        def malloc_postprocess(self, **kw: Any) -> None:
-            self.now += kw["mem_size"]
-            self.peak = max(self.peak, self.now)
-
-        def free_postprocess(self, **kw: Any) -> None:
-            self.now -= kw["mem_size"]
-
-    hook = Peak()
+    hook = peak_hook(cp)
     hook.__enter__()  # installed for the life of the process
     pool = cp.get_default_memory_pool()
 
     def current() -> int:
-        cp.cuda.get_current_stream().synchronize()
         return int(pool.used_bytes())
 
-    def reset_peak() -> None:
-        hook.now = hook.peak = 0
-
     def peak() -> int:
-        cp.cuda.get_current_stream().synchronize()
         return int(pool.used_bytes()) + hook.peak - hook.now  # the peak above where reset_peak found it
 
-    return {"current": current, "reset_peak": reset_peak, "peak": peak}
+    return {"current": current, "reset_peak": hook.reset, "peak": peak}
 
 
 def _memory_probe(backend_name: str) -> Dict[str, Callable[[], Any]]:

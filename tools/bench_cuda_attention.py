@@ -17,7 +17,9 @@ has and PyTorch on the CPU: it tests this script on machines without a GPU.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 MODES = ("fwd", "fwd+bwd")
@@ -70,26 +72,14 @@ def autograd_case(impl: str, shape: tuple[int, int, int, int], dtype: str, mode:
 def _cupy_peak(run: Callable[[], None], cp: Any) -> int:
     """The most bytes one untimed run held from CuPy's memory pool at once, above what it held before.
 
-    The pool's size is no high-water mark (it keeps freed blocks and reuses ones an earlier case left), so
-    a memory hook counts each block handed out and given back; the hook's Python calls would slow the
-    timed runs, so it watches a run of its own.
+    Counted by a memory hook (benchmarks/cupy_memory.py), whose Python calls would slow the timed runs, so it
+    watches a run of its own.
     """
-
-    class Peak(cp.cuda.MemoryHook):
-        name = "autograd_bench_peak"
-
-        def __init__(self) -> None:
-            self.now = self.peak = 0
-
-        def malloc_postprocess(self, **kw: Any) -> None:
-            self.now += kw["mem_size"]
-            self.peak = max(self.peak, self.now)
-
-        def free_postprocess(self, **kw: Any) -> None:
-            self.now -= kw["mem_size"]
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from cupy_memory import peak_hook
 
     cp.cuda.get_current_stream().synchronize()
-    hook = Peak()
+    hook = peak_hook(cp)
     with hook:
         run()
     return hook.peak
