@@ -139,6 +139,28 @@ def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(m
         assert conv()[0].creator is None
 
 
+def test_a_missing_numba_is_reported_and_looked_up_only_once(monkeypatch):
+    import importlib.util
+
+    impl = registry.get(plugin.NAME, "relu")
+    plugin._has_numba.cache_clear()
+    calls = []
+    real = importlib.util.find_spec
+
+    def counting(name, *args):
+        calls.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", counting)
+    for _ in range(3):  # check() runs on every dispatch: the file-system search must not
+        impl.check_environment()
+    assert calls == ["numba"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+    plugin._has_numba.cache_clear()
+    assert "numba is not installed (pip install numba)" in impl.check_environment()
+    plugin._has_numba.cache_clear()
+
+
 @pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")
 def test_declines_on_other_backends():
     impl = registry.get(plugin.NAME, "gelu")
