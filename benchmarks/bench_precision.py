@@ -43,7 +43,7 @@ def _cupy_probe() -> Dict[str, Callable[[], Any]]:
     from cupy_memory import peak_hook
 
     hook = peak_hook(cp)
-    hook.__enter__()  # installed for the life of the process
+    hook.__enter__()  # until "stop": its Python calls slow every allocation, so the timed rounds run without it
     pool = cp.get_default_memory_pool()
 
     def current() -> int:
@@ -52,7 +52,7 @@ def _cupy_probe() -> Dict[str, Callable[[], Any]]:
     def peak() -> int:
         return int(pool.used_bytes()) + hook.peak - hook.now  # the peak above where reset_peak found it
 
-    return {"current": current, "reset_peak": hook.reset, "peak": peak}
+    return {"current": current, "reset_peak": hook.reset, "peak": peak, "stop": lambda: hook.__exit__(None, None, None)}
 
 
 def _memory_probe(backend_name: str) -> Dict[str, Callable[[], Any]]:
@@ -70,7 +70,7 @@ def _memory_probe(backend_name: str) -> Dict[str, Callable[[], Any]]:
         def peak() -> int:
             return int(mx.get_peak_memory())
 
-        return {"current": current, "reset_peak": reset_peak, "peak": peak}
+        return {"current": current, "reset_peak": reset_peak, "peak": peak, "stop": lambda: None}
 
     def np_current() -> int:
         return tracemalloc.get_traced_memory()[0]
@@ -78,7 +78,8 @@ def _memory_probe(backend_name: str) -> Dict[str, Callable[[], Any]]:
     def np_peak() -> int:
         return tracemalloc.get_traced_memory()[1]
 
-    return {"current": np_current, "reset_peak": tracemalloc.reset_peak, "peak": np_peak}
+    # tracemalloc slows every allocation: "stop" ends it before the timed rounds
+    return {"current": np_current, "reset_peak": tracemalloc.reset_peak, "peak": np_peak, "stop": tracemalloc.stop}
 
 
 def main(argv: List[str] | None = None) -> Dict[str, Any]:
@@ -140,8 +141,7 @@ def main(argv: List[str] | None = None) -> Dict[str, Any]:
 
     memory = {p: step(p, measure=True) for p in setups}  # first steps also create the optimizer state
     memory = {p: step(p, measure=True) for p in setups}
-    if args.backend == "numpy":
-        tracemalloc.stop()  # it slows every allocation: the timed rounds run without it
+    probe["stop"]()  # the timed rounds run without the memory probe
     times: Dict[str, float] = {p: float("inf") for p in setups}
     for _ in range(args.rounds):
         for precision in setups:  # alternate the precisions round by round

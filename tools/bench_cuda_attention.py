@@ -75,7 +75,9 @@ def _cupy_peak(run: Callable[[], None], cp: Any) -> int:
     Counted by a memory hook (benchmarks/cupy_memory.py), whose Python calls would slow the timed runs, so it
     watches a run of its own.
     """
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    benchmarks = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if benchmarks not in sys.path:
+        sys.path.insert(0, benchmarks)
     from cupy_memory import peak_hook
 
     cp.cuda.get_current_stream().synchronize()

@@ -47,7 +47,8 @@ def test_missing_mlx_names_install_command():
 
 
 _DETECT = "import autograd.backend as b; print(b.BACKEND)"
-# What auto-detection should find, worked out apart from backend.py's own code.
+# What auto-detection should find: the rule backend.py's docstring states, written out again here rather than
+# imported, so a change to _autodetect that breaks the rule fails. Without a GPU only the test that hides one bites.
 _EXPECTED = """
 try:
     import cupy

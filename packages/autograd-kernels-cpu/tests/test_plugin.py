@@ -111,39 +111,52 @@ def test_a_training_step_runs_through_it_and_matches_the_reference(monkeypatch):
 
 @needs_numpy
 def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(monkeypatch):
+    import autograd_kernels_cpu as K
+
     from autograd.tensor import no_grad
 
     impl = registry.get(plugin.NAME, "conv2d")
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), requires_grad=False)
+    asked = []
+    real = K.conv2d_forward
+
+    def spy(*args, return_columns=False):
+        asked.append(return_columns)
+        return real(*args, return_columns=return_columns)
+
+    monkeypatch.setattr(K, "conv2d_forward", spy)
 
     def conv(weight_grad=True):
+        asked.clear()
         w = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=weight_grad)
-        b = Tensor(np.zeros(4, np.float32))
-        return impl.apply(x, w, b, stride=1, padding=(1, 1, 1, 1)), w
+        y = impl.apply(x, w, Tensor(np.zeros(4, np.float32)), stride=1, padding=(1, 1, 1, 1))
+        return y, w, asked[0]
 
-    y, w = conv()
-    assert y.creator.cols is not None
+    y, w, kept = conv()
+    assert kept and y.creator.cols is not None
     y.sum().backward()
-    kept = w.grad.numpy()
-    monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", 0)  # over the cap: rebuilt in the backward
-    y, w2 = conv()
-    assert y.creator.cols is None
-    w2.data[...] = w.data
-    y2 = impl.apply(x, w2, Tensor(np.zeros(4, np.float32)), stride=1, padding=(1, 1, 1, 1))
-    y2.sum().backward()
-    np.testing.assert_array_equal(w2.grad.numpy(), kept)
-    monkeypatch.undo()
-    assert conv(weight_grad=False)[0].creator.cols is None  # only the weight gradient reads them
+    assert y.creator.cols is None  # let go once the backward used them
+    with_columns = w.grad.numpy()
+    # Exactly at the cap they are kept; one byte below it they are rebuilt, to the same gradient (dw reads x only).
+    size = K.columns_nbytes(x.data, w.data, 1, (1, 1, 1, 1), True)
+    monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", size)
+    assert conv()[2]
+    monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", size - 1)
+    y2, w2, kept = conv()
+    assert not kept and y2.creator.cols is None
+    impl.apply(x, w2, Tensor(np.zeros(4, np.float32)), stride=1, padding=(1, 1, 1, 1)).sum().backward()
+    np.testing.assert_array_equal(w2.grad.numpy(), with_columns)
+    monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", 16 << 20)
+    assert not conv(weight_grad=False)[2]  # only the weight gradient reads them
     with no_grad():
-        assert conv()[0].creator is None
+        assert not conv()[2]
 
 
 def test_a_missing_numba_is_reported_and_looked_up_only_once(monkeypatch):
     import importlib.util
 
     impl = registry.get(plugin.NAME, "relu")
-    plugin._has_numba.cache_clear()
     calls = []
     real = importlib.util.find_spec
 
@@ -151,14 +164,17 @@ def test_a_missing_numba_is_reported_and_looked_up_only_once(monkeypatch):
         calls.append(name)
         return real(name, *args)
 
-    monkeypatch.setattr(importlib.util, "find_spec", counting)
-    for _ in range(3):  # check() runs on every dispatch: the file-system search must not
-        impl.check_environment()
-    assert calls == ["numba"]
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
     plugin._has_numba.cache_clear()
-    assert "numba is not installed (pip install numba)" in impl.check_environment()
-    plugin._has_numba.cache_clear()
+    try:
+        monkeypatch.setattr(importlib.util, "find_spec", counting)
+        for _ in range(3):  # check() runs on every dispatch: the file-system search must not
+            impl.check_environment()
+        assert calls == ["numba"]
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
+        plugin._has_numba.cache_clear()
+        assert "numba is not installed (pip install numba)" in impl.check_environment()
+    finally:
+        plugin._has_numba.cache_clear()  # found again, for real, by the next check
 
 
 @pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")

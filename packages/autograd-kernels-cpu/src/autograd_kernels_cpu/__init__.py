@@ -32,6 +32,7 @@ __all__ = [
     "adam_update",
     "conv2d_forward",
     "conv2d_backward",
+    "columns_nbytes",
     "max_pool2d_forward",
     "max_pool2d_backward",
     "embedding_backward",
@@ -55,7 +56,7 @@ for _name in ("cross_entropy_forward", "cross_entropy_backward"):
     _WHERE[_name] = "loss"
 for _op in ("gelu", "relu", "sigmoid", "tanh"):
     _WHERE[f"{_op}_forward"] = _WHERE[f"{_op}_backward"] = "pointwise"
-for _name in ("conv2d_forward", "conv2d_backward"):
+for _name in ("conv2d_forward", "conv2d_backward", "columns_nbytes"):
     _WHERE[_name] = "conv"
 for _name in ("max_pool2d_forward", "max_pool2d_backward"):
     _WHERE[_name] = "pool"

@@ -173,7 +173,8 @@ def exp_sum(a, m, out):  # type: ignore[no-untyped-def]
 
 @njit(**_REDUCE)
 def exp_sum_inplace(a, m):  # type: ignore[no-untyped-def]
-    """``a = fast_exp(a - m)``, returning the sum as :func:`exp_sum` does (``out`` = ``a``).
+    """``a = fast_exp(a - m)``, returning the sum blocked as in :func:`exp_sum` (``out`` = ``a``; the last bits
+    of the sum may differ, as LLVM may order the additions in each block differently).
 
     A separate function because LLVM cannot prove that two array arguments do
     not overlap: passed the same array twice, ``exp_sum`` fails its runtime

@@ -33,7 +33,7 @@ from numba import njit, prange
 from autograd_kernels_cpu._common import OPTS, check_float, fill_rows, parallel_kernel
 from autograd_kernels_cpu._threads import chunks
 
-__all__ = ["conv2d_forward", "conv2d_backward"]
+__all__ = ["conv2d_forward", "conv2d_backward", "columns_nbytes"]
 
 _MIN_WORK = 1 << 19  # elements copied by im2col / col2im
 _scratch = threading.local()
@@ -291,6 +291,14 @@ def _im2col(
     else:
         _im2col_par(x, cols, k, s, top, left, ho, wo, pieces)
     return cols, wo
+
+
+def columns_nbytes(x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int], bias: bool) -> int:
+    """Bytes of the columns ``conv2d_forward(..., return_columns=True)`` returns for these inputs."""
+    k, _, _, ho, wo = _geometry("columns_nbytes", x, w, int(stride), pad)
+    width = wo + k - 1 if int(stride) == 1 else wo  # the wide layout of stride 1
+    rows = x.shape[1] * k * k + (1 if bias else 0)
+    return rows * x.shape[0] * ho * width * x.dtype.itemsize
 
 
 def conv2d_forward(

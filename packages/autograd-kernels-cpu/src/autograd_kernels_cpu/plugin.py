@@ -246,10 +246,10 @@ class CPUCrossEntropy(_CPU, CrossEntropyImplementation):
 # --- convolution, pooling, embedding --------------------------------------------------------------------------------
 
 
-#: The forward keeps its im2col columns for the weight gradient when they take about this many bytes or fewer;
+#: The forward keeps its im2col columns for the weight gradient when they take at most this many bytes;
 #: larger ones are rebuilt in the backward. Keeping them saves one im2col pass per layer and step (the small
 #: CNN benchmark's two convolutions keep 5 MiB); the cap bounds what a large input costs, since the columns
-#: are k*k times the input's size (9x for 3x3).
+#: are about k*k times the input's size (9x for 3x3). The backward lets go of them.
 KEEP_COLUMNS_BYTES = 16 << 20
 
 
@@ -262,14 +262,20 @@ class Conv2dFunction(Function):
         self.has_bias = bool(bias)
         b = _c(bias[0]) if bias else None
         self.cols = None
-        k = self.weight.shape[-1]
-        if is_grad_enabled() and self.needs_input_grad[1] and self.x.nbytes * k * k <= KEEP_COLUMNS_BYTES:
+        if (
+            is_grad_enabled()
+            and self.needs_input_grad[1]
+            and K.columns_nbytes(self.x, self.weight, self.stride, self.padding, b is not None) <= KEEP_COLUMNS_BYTES
+        ):
             y, self.cols = K.conv2d_forward(self.x, self.weight, b, self.stride, self.padding, return_columns=True)
             return y
         return K.conv2d_forward(self.x, self.weight, b, self.stride, self.padding)
 
     def backward(self, grad: Tensor) -> Tuple[Any, ...]:
         need = self.needs_input_grad
+        # The graph (and this Function) can outlive the backward: let the columns go now. A second backward
+        # (retain_graph) rebuilds them.
+        cols, self.cols = self.cols, None
         dx, dw, db = K.conv2d_backward(
             _c(grad.data),
             self.x,
@@ -279,7 +285,7 @@ class Conv2dFunction(Function):
             need[0],
             need[1],
             self.has_bias and need[2],
-            cols=self.cols,
+            cols=cols,
         )
         return (dx, dw, db) if self.has_bias else (dx, dw)
 
