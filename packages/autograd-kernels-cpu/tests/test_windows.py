@@ -22,13 +22,19 @@ CONVS = [
 ]
 
 
-@pytest.mark.parametrize("case", CONVS)
-@pytest.mark.parametrize("with_bias", [True, False])
-def test_conv2d(case, with_bias, dtype, rng):
+def _conv_inputs(case, with_bias, dtype, rng):
+    """x, w, b (or None), stride and padding of one CONVS case, drawn from rng."""
     n, c, h, w, o, k, stride, pad = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((o, c, k, k)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype) if with_bias else None
+    return x, wt, b, stride, pad
+
+
+@pytest.mark.parametrize("case", CONVS)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_conv2d(case, with_bias, dtype, rng):
+    x, wt, b, stride, pad = _conv_inputs(case, with_bias, dtype, rng)
     tx, tw = Tensor(x), Tensor(wt)
     tb = Tensor(b) if with_bias else None
     ref = conv2d(tx, tw, tb, stride=stride, padding=pad)
@@ -49,10 +55,7 @@ def test_conv2d(case, with_bias, dtype, rng):
 @pytest.mark.parametrize("case", CONVS)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_conv2d_kept_columns_give_the_same_gradients(case, with_bias, dtype, rng):
-    n, c, h, w, o, k, stride, pad = case
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    wt = rng.standard_normal((o, c, k, k)).astype(dtype)
-    b = rng.standard_normal(o).astype(dtype) if with_bias else None
+    x, wt, b, stride, pad = _conv_inputs(case, with_bias, dtype, rng)
     y, cols = conv.conv2d_forward(x, wt, b, stride, pad, return_columns=True)
     assert cols.nbytes == conv.columns_nbytes(x, wt, stride, pad, with_bias)
     assert_identical(y, conv.conv2d_forward(x, wt, b, stride, pad))
