@@ -260,43 +260,43 @@ def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int
     return k, top, left, (hp - k) // stride + 1, (wp - k) // stride + 1
 
 
+def _row_width(k: int, s: int, wo: int) -> int:
+    """Columns per output row in the column matrix: the padded width Wp for stride 1 (the wide layout), else Wo."""
+    return wo + k - 1 if s == 1 else wo
+
+
 def _im2col(
     x: np.ndarray, k: int, s: int, top: int, left: int, ho: int, wo: int, extra: int, fresh: bool = False
 ) -> Tuple[np.ndarray, int]:
     """Columns (C*k*k + extra, N*Ho*width) in a scratch buffer (a new array if ``fresh``), and the width of
     their output rows.
 
-    The width is the padded width Wp for stride 1 (the wide layout above), else Wo. The ``extra`` rows are
-    left to the caller.
+    The width is :func:`_row_width`. The ``extra`` rows are left to the caller.
     """
     n, c, h, w = x.shape
     planes = n * c
-
-    def alloc(shape: Tuple[int, int]) -> np.ndarray:
-        return np.empty(shape, x.dtype) if fresh else _buffer("cols", shape, x.dtype)
-
-    if s == 1:
-        hp, wp = ho + k - 1, wo + k - 1
-        cols = alloc((c * k * k + extra, n * ho * wp))
-        pieces = chunks(planes, cols.size, _MIN_WORK)
-        if pieces == 1:
-            _im2col_wide_planes(x, cols, k, top, left, hp, wp, ho, 0, planes)
-        else:
-            _im2col_wide_par(x, cols, k, top, left, hp, wp, ho, pieces)
-        return cols, wp
-    cols = alloc((c * k * k + extra, n * ho * wo))
+    width = _row_width(k, s, wo)
+    shape = (c * k * k + extra, n * ho * width)
+    cols = np.empty(shape, x.dtype) if fresh else _buffer("cols", shape, x.dtype)
     pieces = chunks(planes, cols.size, _MIN_WORK)
+    if s == 1:
+        hp = ho + k - 1
+        if pieces == 1:
+            _im2col_wide_planes(x, cols, k, top, left, hp, width, ho, 0, planes)
+        else:
+            _im2col_wide_par(x, cols, k, top, left, hp, width, ho, pieces)
+        return cols, width
     if pieces == 1:
         _im2col_planes(x, cols, k, s, top, left, ho, wo, 0, planes)
     else:
         _im2col_par(x, cols, k, s, top, left, ho, wo, pieces)
-    return cols, wo
+    return cols, width
 
 
 def columns_nbytes(x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int], bias: bool) -> int:
     """Bytes of the columns ``conv2d_forward(..., return_columns=True)`` returns for these inputs."""
     k, _, _, ho, wo = _geometry("columns_nbytes", x, w, int(stride), pad)
-    width = wo + k - 1 if int(stride) == 1 else wo  # the wide layout of stride 1
+    width = _row_width(k, int(stride), wo)
     rows = x.shape[1] * k * k + (1 if bias else 0)
     return rows * x.shape[0] * ho * width * x.dtype.itemsize
 
@@ -366,7 +366,7 @@ def conv2d_backward(
         raise ValueError(f"{op}: g has shape {g.shape}, expected {(n, o, ho, wo)}")
     # (O, N*Ho*width): the batch side by side, so each product below is one GEMM (a small copy of g; with the
     # wide layout of stride 1 the extra columns are zeros).
-    width = wo + k - 1 if s == 1 else wo
+    width = _row_width(k, s, wo)
     g_t = _buffer("g_t", (o, n, ho, width), g.dtype)
     _from_nchw(g, g_t)
     g_t = g_t.reshape(o, n * ho * width)
