@@ -127,7 +127,7 @@ def _install(session: nox.Session, backend: str, packages: list[str], *extra: st
         specs.append(f"./packages/{dist}{suffix}")
     if "core" not in packages:  # every package depends on the local core, never on an index's
         specs.append(f"./packages/autograd-core{BACKEND_EXTRA[backend]}")
-    local = list(PACKAGES.values()) + ["autograd-fake-attention-plugins"]
+    local = list(PACKAGES.values()) + ["autograd-fake-kernel-plugins"]
     reinstall = [arg for d in local for arg in ("--reinstall-package", d)]
     session.install(*specs, *extra, *reinstall)
 

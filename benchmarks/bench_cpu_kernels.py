@@ -5,8 +5,7 @@ benchmark models: the GPT step (rows 8*128 = 1024, hidden 128, MLP hidden
 512, vocab 256, 4 heads, seq 128), the MLP step and the small CNN, plus
 causal attention B2 H8 T2048 D64 float32 (time and peak memory, each in a
 fresh process). The reference is the code core runs without the plugin
-(``autograd.kernels.reference``, ``autograd.functional``'s Functions,
-``autograd.kernels.tiled``). Then the cold compile time of each kernel (a
+(the Functions of ``autograd.ops`` and ``autograd.kernels.tiled``). Then the cold compile time of each kernel (a
 fresh process with an empty Numba cache), its warm-cache load time, and the
 time to import the package and Numba.
 
@@ -50,7 +49,10 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
     import numpy as np
 
     from autograd import functional as F
-    from autograd.kernels import reference as R
+    from autograd.ops.conv import conv2d_reference
+    from autograd.ops.norm import LayerNormFunction
+    from autograd.ops.optim import AdamKernel
+    from autograd.ops.pool import MaxPool2dFunction
     from autograd.tensor import Tensor
 
     rng = np.random.default_rng(0)
@@ -74,7 +76,7 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
         y, mean, rstd = K.layer_norm_forward(x, w, b, 1e-5)
         K.layer_norm_backward(g, x, w, mean, rstd, True, True, True)
 
-    cases.append(("layer_norm (1024, 128)", graph(R.LayerNormFunction.apply, [x, w, b], g, eps=1e-5), ln))
+    cases.append(("layer_norm (1024, 128)", graph(LayerNormFunction.apply, [x, w, b], g, eps=1e-5), ln))
     # GELU (GPT: 4 per step)
     x, g = arr(1024, 512), arr(1024, 512)
     cases.append(
@@ -96,7 +98,7 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
         )
     )
     # the GPT's causal attention at seq 128 (B8 H4 D32): the reference is the dense path
-    from autograd.kernels.dense import DenseAttention
+    from autograd.ops.attention import dense_attention
 
     q, k, v, g = arr(8, 4, 128, 32), arr(8, 4, 128, 32), arr(8, 4, 128, 32), arr(8, 4, 128, 32)
     scale = 1 / math.sqrt(32)
@@ -106,7 +108,7 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
         K.attention_backward(q, k, v, out, lse, g, scale, True)
 
     def attn_ref(q=q, k=k, v=v, g=g) -> None:
-        DenseAttention().attention(Tensor(q), Tensor(k), Tensor(v), is_causal=True, scale=scale).backward(g)
+        dense_attention(Tensor(q), Tensor(k), Tensor(v), is_causal=True, scale=scale).backward(g)
 
     cases.append(("attention causal (8, 4, 128, 32)", attn_ref, attn))
     # cross entropy on the GPT head
@@ -148,7 +150,7 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
         cases.append(
             (
                 f"{label} ({len(shapes)} tensors, {n} floats)",
-                lambda p=params, gr=grads, mo=moments, h=hyper: R.AdamReference().update(
+                lambda p=params, gr=grads, mo=moments, h=hyper: AdamKernel.reference().apply(
                     p, gr, mo[0], mo[1], [3] * len(p), **h
                 ),
                 lambda p=params, gr=grads, mo=moments, h=hyper: K.adam_update(p, gr, mo[0], mo[1], [3] * len(p), **h),
@@ -165,12 +167,13 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
             )
         )
     # the CNN's convolutions ("same" padding) and pools
+    geometry = dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
     for n, c, h, o, need_dx in ((32, 1, 28, 16, False), (32, 16, 14, 32, True)):
         x, w, b, g = arr(n, c, h, h), arr(o, c, 3, 3), arr(o), arr(n, o, h, h)
 
         def conv_ref(x=x, w=w, b=b, g=g, need_dx=need_dx) -> None:
             tx = Tensor(x, requires_grad=need_dx)
-            R.conv2d(tx, Tensor(w), Tensor(b), stride=1, padding=(1, 1, 1, 1)).backward(g)
+            conv2d_reference(tx, Tensor(w), Tensor(b), **geometry).backward(g)
 
         def conv(x=x, w=w, b=b, g=g, need_dx=need_dx) -> None:
             K.conv2d_forward(x, w, b, 1, (1, 1, 1, 1))
@@ -186,7 +189,7 @@ def _cases() -> List[Tuple[str, Callable[[], Any], Callable[[], Any]]]:
             K.max_pool2d_backward(g, x, y, 2, 2)
 
         cases.append(
-            (f"max_pool2d 2x2 {shape}", graph(R.MaxPool2dFunction.apply, [x], g, kernel_size=2, stride=2), pool)
+            (f"max_pool2d 2x2 {shape}", graph(MaxPool2dFunction.apply, [x], g, kernel_size=(2, 2), stride=(2, 2)), pool)
         )
     # cross entropy on the CNN/MLP head
     logits, targets = arr(128, 10), rng.integers(0, 10, 128)

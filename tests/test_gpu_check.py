@@ -29,7 +29,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_prepare_carries_every_wheel(wheelhouse: Path) -> None:
     names = {p.name.split("-")[0].lower() for p in wheelhouse.glob("*.whl")}
     needed = {"autograd_core", "autograd_nn", "autograd_optim", "autograd_kernels_cuda"}
-    needed |= {"autograd_fake_attention_plugins", "pytest", "hypothesis", "safetensors", "numpy"}
+    needed |= {"autograd_fake_kernel_plugins", "pytest", "hypothesis", "safetensors", "numpy"}
     assert needed <= names, sorted(needed - names)
     assert (wheelhouse / ".gitignore").read_text() == "*\n"
 

@@ -45,7 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # What the test suites import beyond the project's own packages and what the GPU machine already has.
 THIRD_PARTY = ["pytest>=8", "hypothesis>=6.100", "safetensors>=0.4", "numpy>=1.26"]
-INSTALL = ["autograd-core", "autograd-nn", "autograd-optim", "autograd-kernels-cuda", "autograd-fake-attention-plugins"]
+INSTALL = ["autograd-core", "autograd-nn", "autograd-optim", "autograd-kernels-cuda", "autograd-fake-kernel-plugins"]
 INSTALL_EXTRA = ["pytest", "hypothesis"]
 # (step, what it runs, its own time limit in seconds); together they stay under the 8-minute goal.
 SUITES = [

@@ -28,11 +28,18 @@ def _seed():
     yield
 
 
+FAKE_DISTRIBUTION = "autograd-fake-kernel-plugins"
+
+
 @pytest.fixture
 def fake_plugins(monkeypatch):
-    """The fake plugin distribution (tests/fake_plugins), enabled and rediscovered; its call counter cleared."""
+    """The registry holding core's references and the fake plugin distribution (tests/fake_plugins) only, enabled.
+
+    Whatever other plugins are installed, these tests see the same implementations; the call counter starts
+    empty and the registry is restored afterwards.
+    """
     try:
-        importlib.metadata.distribution("autograd-fake-attention-plugins")
+        importlib.metadata.distribution(FAKE_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         pytest.skip(
             "the fake plugin distribution is not installed (nox installs packages/autograd-core/tests/fake_plugins)"
@@ -40,14 +47,22 @@ def fake_plugins(monkeypatch):
     from autograd.kernels import registry
 
     monkeypatch.setenv("AUTOGRAD_FAKE_PLUGINS", "1")
-    monkeypatch.delenv("AUTOGRAD_ATTENTION", raising=False)
     monkeypatch.delenv("AUTOGRAD_KERNELS", raising=False)
-    registry.reset()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        registry.implementations()
-    import fake_attention_plugins
+    with registry.isolated(plugins=FAKE_DISTRIBUTION):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            registry.load_failures()
+        import fake_kernel_plugins
 
-    fake_attention_plugins.calls.clear()
-    yield fake_attention_plugins
-    registry.reset()
+        fake_kernel_plugins.calls.clear()
+        yield fake_kernel_plugins
+
+
+@pytest.fixture
+def core_kernels(monkeypatch):
+    """The registry holding core's own implementations only (whatever plugins are installed), restored afterwards."""
+    from autograd.kernels import registry
+
+    monkeypatch.delenv("AUTOGRAD_KERNELS", raising=False)
+    with registry.isolated(plugins="autograd-core"):
+        yield registry

@@ -1,14 +1,8 @@
-"""The attention dispatcher, the dense reference, the plugin registry and its CLI."""
+"""Attention: the public function, the dense reference, selection among attention kernels, the MLX front ends."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
 import logging
-import os
-import subprocess
-import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -16,15 +10,10 @@ from core_helpers import to_np
 
 from autograd import backend
 from autograd import functional as F
-from autograd.kernels import (
-    AttentionImplementation,
-    AttentionNotSupportedError,
-    UnknownAttentionImplementationError,
-    registry,
-)
-from autograd.kernels.dense import DenseAttention, dense_attention
+from autograd.kernels import REFERENCE, KernelNotSupportedError, UnknownKernelError, registry
+from autograd.ops.attention import AttentionKernel, dense_attention
 from autograd.tensor import Tensor
-from autograd.testing import check_attention_implementation, gradcheck
+from autograd.testing import check_kernel_implementation, gradcheck, isolated_kernels
 
 # MLX's float64 exp runs at float32 precision.
 TOL = dict(rtol=1e-6, atol=1e-8) if backend.FLOAT64_TRANSCENDENTALS_EXACT else dict(rtol=1e-5, atol=1e-6)
@@ -50,7 +39,28 @@ def np_attention(q, k, v, forbidden=None, scale=None):
 
 @pytest.fixture(autouse=True)
 def _no_env_choice(monkeypatch):
-    monkeypatch.delenv("AUTOGRAD_ATTENTION", raising=False)
+    monkeypatch.delenv("AUTOGRAD_KERNELS", raising=False)
+
+
+class Dense(AttentionKernel):
+    """The reference's math under another name, for registry tests."""
+
+    name = "dense_copy"
+    backends = ("numpy", "mlx", "cupy")
+    priority = 5
+
+    def apply(self, query, key, value, *, mask, is_causal, dropout_prob, scale, seed, dropout_mask):
+        return dense_attention(
+            query,
+            key,
+            value,
+            mask=mask,
+            is_causal=is_causal,
+            dropout_prob=dropout_prob,
+            scale=scale,
+            seed=seed,
+            dropout_mask=dropout_mask,
+        )
 
 
 # --- dense reference ---------------------------------------------------------------
@@ -98,9 +108,11 @@ def test_dropout_is_seeded_and_scaled():
     assert np.array_equal(d, e)
 
 
-def test_dense_passes_its_own_conformance_suite():
-    report = check_attention_implementation(DenseAttention())
+def test_the_reference_passes_the_conformance_suite(core_kernels):
+    report = check_kernel_implementation(AttentionKernel.reference())
     assert report.passed and not report.failures and not report.declined
+    assert any(p.startswith("float64") for p in report.passed) and any("dropout" in p for p in report.passed)
+    assert any("Tq=33 Tk=20" in s and "the first 13 rows see no key" in s for s in report.skipped)
 
 
 def test_input_errors_name_shapes():
@@ -126,10 +138,10 @@ def test_selection_order_priority_then_name(fake_plugins):
     assert F.explain_attention(q, k, v).chosen == "fake_fast"
     big = [T(a) for a in qkv(d=64)]
     report = F.explain_attention(*big)
-    assert report.chosen == "dense"
+    assert report.chosen == REFERENCE
     reasons = {c.name: c.reasons for c in report.candidates}
     assert reasons["fake_fast"] == ["head_dim 64 > 32"]
-    assert "mask kind 'none'" in reasons["fake_alpha"][0]
+    assert "mask dtype '' is not 'bool'" in reasons["fake_alpha"][0]
     assert "fake_fast" in str(report) and "head_dim 64 > 32" in str(report)
     F.scaled_dot_product_attention(q, k, v)
     F.scaled_dot_product_attention(q, k, v, mask=bool_mask)
@@ -139,117 +151,79 @@ def test_selection_order_priority_then_name(fake_plugins):
 
 def test_explicit_choice_and_rejection(fake_plugins):
     q, k, v = (T(a) for a in qkv(d=64))
-    out = F.scaled_dot_product_attention(q, k, v, implementation="dense")
+    out = F.scaled_dot_product_attention(q, k, v, implementation=REFERENCE)
     assert out.shape == (2, 2, 4, 64)
-    with pytest.raises(AttentionNotSupportedError) as info:
+    with pytest.raises(KernelNotSupportedError) as info:
         F.scaled_dot_product_attention(q, k, v, implementation="fake_fast")
     msg = str(info.value)
     assert "head_dim 64 > 32" in msg and "query=(2, 2, 4, 64)" in msg and "implementation='fake_fast'" in msg
-    with pytest.raises(UnknownAttentionImplementationError, match="no attention implementation named 'nope'.*dense"):
+    with pytest.raises(UnknownKernelError, match="no attention implementation named 'nope'.*reference"):
         F.scaled_dot_product_attention(q, k, v, implementation="nope")
 
 
-def test_environment_variable_selects(fake_plugins, monkeypatch):
-    small = [T(a) for a in qkv(d=16)]
-    monkeypatch.setenv("AUTOGRAD_ATTENTION", "dense")
-    assert F.explain_attention(*small).chosen == "dense"
-    F.scaled_dot_product_attention(*small)
-    assert not fake_plugins.calls
-    monkeypatch.setenv("AUTOGRAD_ATTENTION", "fake_fast")
-    with pytest.raises(AttentionNotSupportedError, match="AUTOGRAD_ATTENTION='fake_fast'.*dropout is not supported"):
-        F.scaled_dot_product_attention(*small, dropout_prob=0.1)
-    monkeypatch.setenv("AUTOGRAD_ATTENTION", "auto")
-    assert F.explain_attention(*small).chosen == "fake_fast"
-    # the argument wins over the environment
-    monkeypatch.setenv("AUTOGRAD_ATTENTION", "fake_fast")
-    assert F.explain_attention(*small, implementation="dense").chosen == "dense"
-
-
 def test_fakes_pass_conformance_and_declines_are_honoured(fake_plugins):
-    report = check_attention_implementation(registry.get("fake_fast"), dtypes=("float32",))
+    report = check_kernel_implementation(registry.get("attention", "fake_fast"), dtypes=("float32",))
     assert report.passed and report.declined and not report.failures
     assert any("head_dim 64 > 32" in d for d in report.declined)
 
 
 def test_conformance_catches_a_wrong_kernel():
-    class Wrong(DenseAttention):
+    class Wrong(Dense):
         name = "wrong"
-        priority = 5
 
-        def attention(self, query, key, value, **kw):
-            return dense_attention(query, key, value, **kw) * 1.01
+        def apply(self, query, key, value, *, mask, is_causal, dropout_prob, scale, seed, dropout_mask):
+            return dense_attention(query, key, value, mask=mask, is_causal=is_causal) * 1.01
 
-    report = check_attention_implementation(Wrong(), dtypes=("float32",), raise_on_failure=False)
+    report = check_kernel_implementation(Wrong(), dtypes=("float32",), raise_on_failure=False)
     assert report.failures and "output" in report.failures[0]
     with pytest.raises(AssertionError, match="conformance of 'wrong'"):
-        check_attention_implementation(Wrong(), dtypes=("float32",))
+        check_kernel_implementation(Wrong(), dtypes=("float32",))
+
+
+def test_conformance_catches_a_dropout_that_ignores_the_seed():
+    class Unseeded(Dense):
+        name = "unseeded"
+
+        def apply(self, query, key, value, *, mask, is_causal, dropout_prob, scale, seed, dropout_mask):
+            seed = int(np.random.default_rng().integers(1 << 30)) if dropout_prob else seed
+            return super().apply(
+                query,
+                key,
+                value,
+                mask=mask,
+                is_causal=is_causal,
+                dropout_prob=dropout_prob,
+                scale=scale,
+                seed=seed,
+                dropout_mask=dropout_mask,
+            )
+
+    report = check_kernel_implementation(Unseeded(), dtypes=("float32",), raise_on_failure=False)
+    assert any("the same seed gave a different output" in f for f in report.failures)
 
 
 def test_conformance_catches_an_unhonoured_decline():
-    class Liar(DenseAttention):
+    class Liar(Dense):
         name = "liar"
-        priority = 5
 
         def check(self, inputs):
             return ["never"]
 
-    registry.register(Liar())
-    try:
+    with isolated_kernels(Liar):
         # selection honours it; the suite confirms it
-        report = check_attention_implementation(registry.get("liar"), dtypes=("float32",))
+        report = check_kernel_implementation(registry.get("attention", "liar"), dtypes=("float32",))
         assert not report.failures and report.declined
-    finally:
-        registry.unregister("liar")
 
 
-def test_broken_plugins_warn_once_and_are_skipped(fake_plugins):
-    registry.reset()
-    with pytest.warns(RuntimeWarning) as record:
-        names = [i.name for i in registry.implementations()]
-    messages = " ".join(str(w.message) for w in record)
-    for bad in ("fake_import_error", "fake_missing_attr", "fake_not_an_impl"):
-        assert bad in messages
-    assert "broken on purpose" in messages
-    assert {"fake_fast", "fake_alpha", "dense"} <= set(names)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        registry.implementations()  # no second report
-
-
-def test_programmatic_register_and_duplicate_name():
-    class Mine(DenseAttention):
-        name = "mine"
-        priority = 7
-
-    registry.register(Mine)
-    try:
-        assert "mine" in [i.name for i in registry.implementations()]
-        with pytest.raises(ValueError, match="already registered"):
-            registry.register(Mine())
-        with pytest.raises(TypeError, match="not a kernel implementation"):
-            registry.register(lambda: 3)
-    finally:
-        registry.unregister("mine")
-
-
-def test_debug_log_names_the_choice(caplog):
+def test_debug_log_names_the_choice(caplog, core_kernels):
     q, k, v = (T(a) for a in qkv())
     with caplog.at_level(logging.DEBUG, logger="autograd.kernels"):
         F.scaled_dot_product_attention(q, k, v)
-    assert "chosen: dense" in caplog.text
-
-
-def test_contract_requires_attention_method():
-    class Incomplete(AttentionImplementation):
-        name = "incomplete"
-        backends = ("numpy",)
-
-    with pytest.raises(TypeError):
-        Incomplete()
+    assert "chosen: reference" in caplog.text
 
 
 def test_backend_mismatch_is_a_reason():
-    class Elsewhere(DenseAttention):
+    class Elsewhere(Dense):
         name = "elsewhere"
         backends = tuple(b for b in backend.BACKENDS if b != backend.BACKEND)
 
@@ -257,55 +231,11 @@ def test_backend_mismatch_is_a_reason():
     assert reasons and f"active backend is {backend.BACKEND}" in reasons[0]
 
 
-def _run(code: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
-    )
-
-
-def test_importing_tensor_and_functional_loads_no_plugin():
-    res = _run(
-        "import sys, autograd.tensor, autograd.functional; "
-        "print(any(m.startswith('fake_attention_plugins') or m.startswith('autograd_kernels') for m in sys.modules))"
-    )
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "False"
-
-
-def test_cli_lists_implementations(fake_plugins):
-    res = _run("from autograd.kernels.__main__ import main; main()", AUTOGRAD_FAKE_PLUGINS="1")
-    assert res.returncode == 0, res.stderr
-    out = res.stdout
-    assert "dense" in out and "autograd-core" in out
-    assert "fake_fast" in out and "autograd-fake-attention-plugins" in out and "0.0.1" in out
-    assert f"backend: {backend.BACKEND}" in out
-    from autograd.kernels.__main__ import default_inputs
-
-    expected = registry.explain(default_inputs(), None).chosen  # dense, or an installed plugin for this backend
-    assert "default case" in out and out.strip().endswith(f": {expected}")
-    res = _run("import runpy; runpy.run_module('autograd.kernels', run_name='__main__')", AUTOGRAD_ATTENTION="")
-    assert res.returncode == 0 and "dense" in res.stdout
-    res = _run(
-        "from autograd.kernels.__main__ import main; main(['--json', '--head-dim', '16'])", AUTOGRAD_FAKE_PLUGINS="1"
-    )
-    data = json.loads(res.stdout)
-    assert data["chosen"] == registry.explain(default_inputs(head_dim=16), None).chosen  # fake_fast, or a plugin
-    assert data["chosen"] in ("fake_fast", "mlx_flash", "cuda_flash") and data["backend"] == backend.BACKEND
-    assert {"name", "package", "version", "backends", "priority", "usable", "reasons"} <= set(
-        data["implementations"][0]
-    )
-
-
-def test_console_script_installed():
-    scripts = [ep for ep in importlib.metadata.entry_points(group="console_scripts") if ep.name == "autograd-kernels"]
-    assert scripts and scripts[0].value == "autograd.kernels.__main__:main"
-
-
 def test_mlx_custom_names_say_what_to_install():
     q = T(np.ones((1, 1, 4, 8), dtype=np.float32))
     try:
-        impl = registry.get(F.MLX_KERNEL_NAME)
-    except UnknownAttentionImplementationError:
+        impl = registry.get("attention", F.MLX_KERNEL_NAME)
+    except UnknownKernelError:
         impl = None
     if impl is not None and not impl.check_environment():
         pytest.skip("the MLX kernel plugin is installed and usable here")

@@ -1,5 +1,5 @@
-"""autograd-kernels-cpu tests: every kernel against core's NumPy reference (autograd.kernels.reference,
-the Function classes of autograd.functional, autograd.kernels.tiled), float32 and float64.
+"""autograd-kernels-cpu tests: every kernel against core's NumPy reference (the Functions of autograd.ops
+and autograd.kernels.tiled), float32 and float64.
 
 The kernels are NumPy-backend kernels: on another backend (the nox matrix also installs the package
 next to MLX, where it must simply stay out of the way) the reference comparisons are skipped with the

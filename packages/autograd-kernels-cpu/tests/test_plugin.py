@@ -8,35 +8,47 @@ from autograd_kernels_cpu import plugin
 
 from autograd import backend
 from autograd import functional as F
-from autograd.kernels import OPS, registry
-from autograd.kernels.contracts import describe
+from autograd.kernels import REFERENCE, registry
+from autograd.ops.activations import GeluKernel, SoftmaxKernel
+from autograd.ops.catalog import KERNEL_OPS
+from autograd.ops.norm import LayerNormKernel
 from autograd.tensor import Tensor
-from autograd.testing import check_attention_implementation, check_kernel_implementation
+from autograd.testing import check_kernel_implementation
 
 on_numpy = backend.BACKEND == "numpy"
 needs_numpy = pytest.mark.skipif(not on_numpy, reason="the plugin runs on the numpy backend")
 
 
 def test_every_op_is_registered_by_an_entry_point():
-    for op in OPS:
-        entry = registry.entry(plugin.NAME, op)
+    for contract in KERNEL_OPS:
+        entry = registry.entry(contract.op, plugin.NAME)
         assert entry.package == "autograd-kernels-cpu" and entry.impl.priority == plugin.PRIORITY
+        assert type(entry.impl).contract() is contract
+
+
+#: What the plugin declines, by op, beyond float16/bfloat16 (the conformance cases include each).
+DECLINED = {
+    "softmax": "only the last axis",
+    "log_softmax": "only the last axis",
+    "conv2d": "only",  # dilation, groups, rectangular kernels, two strides
+    "max_pool2d": "only",  # rectangular windows, padding
+}
 
 
 @needs_numpy
-@pytest.mark.parametrize("op", [op for op in OPS if op != "attention"])
+@pytest.mark.parametrize("op", [c.op for c in KERNEL_OPS if c.op != "attention"])
 def test_conformance(op):
-    report = check_kernel_implementation(registry.get(plugin.NAME, op))
+    report = check_kernel_implementation(registry.get(op, plugin.NAME))
     assert report.passed and not report.failures
-    # float16 (and, for the softmaxes, axes other than the last) are declined with the reason, and honoured
+    # float16 (and what DECLINED lists) are declined with the reason, and honoured
     assert report.declined and all(
-        "only one of float32, float64 throughout" in d or "only the last axis" in d for d in report.declined
+        "only one of float32, float64 throughout" in d or DECLINED.get(op, "-") in d for d in report.declined
     )
 
 
 @needs_numpy
 def test_attention_conformance():
-    report = check_attention_implementation(registry.get(plugin.NAME))
+    report = check_kernel_implementation(registry.get("attention", plugin.NAME))
     assert report.passed and not report.failures
     # float16 (and bfloat16 where ml_dtypes is installed) are taken, computed in float32: checked, not declined
     assert not report.declined
@@ -49,7 +61,7 @@ def test_low_precision_attention_keeps_no_score_block():
     q, k, v = (Tensor(rng.standard_normal((1, 2, 64, 16)).astype(np.float16)) for _ in range(3))
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # the automatic choice
     fn = out.creator
-    assert isinstance(fn, plugin.AttentionFunction) and out.dtype == np.float16
+    assert isinstance(fn, plugin.CPUAttentionFunction) and out.dtype == np.float16
     held = [a for a in vars(fn).values() if isinstance(a, np.ndarray)]
     assert not any(a.shape[-2:] == (64, 64) for a in held)  # no (Tq, Tk) block
     assert fn.lse.dtype == np.float32
@@ -60,15 +72,16 @@ def test_low_precision_attention_keeps_no_score_block():
 @needs_numpy
 def test_it_is_the_automatic_choice_for_float32_and_declines_the_rest():
     x = Tensor(np.ones((4, 6), np.float32))
-    assert registry.explain(describe("gelu", x)).chosen == plugin.NAME
-    assert registry.explain(describe("softmax", x, dim=1)).chosen == plugin.NAME
-    verdict = registry.explain(describe("softmax", x, dim=0))
-    assert verdict.chosen == "reference"
+    assert registry.explain(GeluKernel.describe(x)).chosen == plugin.NAME
+    assert registry.explain(SoftmaxKernel.describe(x, dim=1)).chosen == plugin.NAME
+    verdict = registry.explain(SoftmaxKernel.describe(x, dim=0))
+    assert verdict.chosen == REFERENCE
     assert any("only the last axis" in r for c in verdict.candidates for r in c.reasons)
     half = Tensor(np.ones((4, 6), np.float16))
-    assert registry.explain(describe("gelu", half)).chosen == "reference"
-    mixed = describe("layer_norm", half, Tensor(np.ones(6, np.float32)), Tensor(np.ones(6, np.float32)), eps=1e-5)
-    assert registry.explain(mixed).chosen == "reference"
+    assert registry.explain(GeluKernel.describe(half)).chosen == REFERENCE
+    ones = Tensor(np.ones(6, np.float32))
+    mixed = LayerNormKernel.describe(half, ones, ones, eps=1e-5)
+    assert registry.explain(mixed).chosen == REFERENCE
 
 
 @needs_numpy
@@ -109,13 +122,16 @@ def test_a_training_step_runs_through_it_and_matches_the_reference(monkeypatch):
         np.testing.assert_allclose(fused[name], reference[name], rtol=2e-4, atol=2e-5, err_msg=name)
 
 
+GEOMETRY = dict(stride=(1, 1), padding=(1, 1, 1, 1), dilation=(1, 1), groups=1)
+
+
 @needs_numpy
 def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(monkeypatch):
     import autograd_kernels_cpu as K
 
     from autograd.tensor import no_grad
 
-    impl = registry.get(plugin.NAME, "conv2d")
+    impl = registry.get("conv2d", plugin.NAME)
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), requires_grad=False)
     asked = []
@@ -130,7 +146,7 @@ def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(m
     def conv(weight_grad=True):
         asked.clear()
         w = Tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=weight_grad)
-        y = impl.apply(x, w, Tensor(np.zeros(4, np.float32)), stride=1, padding=(1, 1, 1, 1))
+        y = impl.apply(x, w, Tensor(np.zeros(4, np.float32)), **GEOMETRY)
         return y, w, asked[0]
 
     y, w, kept = conv()
@@ -145,7 +161,7 @@ def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(m
     monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", size - 1)
     y2, w2, kept = conv()
     assert not kept and y2.creator.cols is None
-    impl.apply(x, w2, Tensor(np.zeros(4, np.float32)), stride=1, padding=(1, 1, 1, 1)).sum().backward()
+    impl.apply(x, w2, Tensor(np.zeros(4, np.float32)), **GEOMETRY).sum().backward()
     np.testing.assert_array_equal(w2.grad.numpy(), with_columns)
     monkeypatch.setattr(plugin, "KEEP_COLUMNS_BYTES", 16 << 20)
     assert not conv(weight_grad=False)[2]  # only the weight gradient reads them
@@ -156,7 +172,7 @@ def test_conv2d_keeps_its_columns_only_for_a_weight_gradient_and_below_the_cap(m
 def test_a_missing_numba_is_reported_and_looked_up_only_once(monkeypatch):
     import importlib.util
 
-    impl = registry.get(plugin.NAME, "relu")
+    impl = registry.get("relu", plugin.NAME)
     calls = []
     real = importlib.util.find_spec
 
@@ -179,5 +195,5 @@ def test_a_missing_numba_is_reported_and_looked_up_only_once(monkeypatch):
 
 @pytest.mark.skipif(on_numpy, reason="checks the decline on other backends")
 def test_declines_on_other_backends():
-    impl = registry.get(plugin.NAME, "gelu")
+    impl = registry.get("gelu", plugin.NAME)
     assert impl.check_environment() and "runs on numpy" in impl.check_environment()[0]

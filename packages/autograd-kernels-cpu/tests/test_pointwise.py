@@ -1,4 +1,4 @@
-"""GELU, ReLU, sigmoid, tanh: forward and backward against autograd.functional's Function classes."""
+"""GELU, ReLU, sigmoid, tanh: forward and backward against core's Function classes (autograd.ops.activations)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from autograd_kernels_cpu import loss, norm, softmax
 from cpu_helpers import assert_close
 
 from autograd import functional as F
-from autograd.kernels.reference import LayerNormFunction
+from autograd.ops.norm import LayerNormFunction
 from autograd.tensor import Tensor
 
 SHAPES = [(1, 1), (3, 7), (130, 33), (1024, 128)]  # (1024, 128) takes the parallel path on 2+ threads

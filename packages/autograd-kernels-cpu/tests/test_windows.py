@@ -7,7 +7,8 @@ import pytest
 from autograd_kernels_cpu import conv, embedding, pool
 from cpu_helpers import assert_close, assert_identical
 
-from autograd.kernels.reference import MaxPool2dFunction, conv2d
+from autograd.ops.conv import conv2d_reference
+from autograd.ops.pool import MaxPool2dFunction
 from autograd.tensor import Tensor
 
 CONVS = [
@@ -37,7 +38,7 @@ def test_conv2d(case, with_bias, dtype, rng):
     x, wt, b, stride, pad = _conv_inputs(case, with_bias, dtype, rng)
     tx, tw = Tensor(x), Tensor(wt)
     tb = Tensor(b) if with_bias else None
-    ref = conv2d(tx, tw, tb, stride=stride, padding=pad)
+    ref = conv2d_reference(tx, tw, tb, stride=(stride, stride), padding=pad, dilation=(1, 1), groups=1)
     g = rng.standard_normal(ref.shape).astype(dtype)
     ref.backward(g)
     y = conv.conv2d_forward(x, wt, b, stride, pad)
@@ -113,7 +114,7 @@ def test_max_pool_bit_identical_with_ties(shape, k, stride, dtype, rng):
     # After a ReLU most windows tie (all zeros): the gradient is shared equally, overlapping windows add up.
     x = np.maximum(rng.integers(-3, 3, size=shape), 0).astype(dtype)
     tx = Tensor(x)
-    ref = MaxPool2dFunction.apply(tx, kernel_size=k, stride=stride)
+    ref = MaxPool2dFunction.apply(tx, kernel_size=(k, k), stride=(stride, stride))
     g = rng.standard_normal(ref.shape).astype(dtype)
     ref.backward(g)
     y = pool.max_pool2d_forward(x, k, stride)

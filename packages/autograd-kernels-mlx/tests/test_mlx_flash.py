@@ -14,15 +14,16 @@ from mlx_kernel_helpers import needs_mlx
 
 from autograd import backend
 from autograd import functional as F
-from autograd.kernels import registry
+from autograd.kernels import REFERENCE, registry
+from autograd.ops.attention import AttentionKernel, dense_attention
 from autograd.tensor import Tensor, no_grad
-from autograd.testing import check_attention_implementation
+from autograd.testing import check_kernel_implementation
 
 
 def test_registered_through_the_entry_point():
-    impl = registry.get("mlx_flash")
+    impl = registry.get("attention", "mlx_flash")
     assert isinstance(impl, MLXFlashAttention)
-    assert registry.entry("mlx_flash").package == "autograd-kernels-mlx"
+    assert registry.entry("attention", "mlx_flash").package == "autograd-kernels-mlx"
 
 
 def test_cli_lists_it():
@@ -36,20 +37,21 @@ def test_cli_lists_it():
     data = json.loads(res.stdout)
     row = next(r for r in data["implementations"] if r["name"] == "mlx_flash")
     assert row["package"] == "autograd-kernels-mlx" and row["version"] == "0.1.0"
+    chosen = data["choices"]["attention"]["chosen"]
     if backend.BACKEND == "mlx":
-        assert row["usable"] and data["chosen"] == "mlx_flash"
+        assert row["usable"] and chosen == "mlx_flash"
     else:
         assert not row["usable"] and f"active backend is {backend.BACKEND}" in row["reasons"][0]
-        assert data["chosen"] != "mlx_flash"
+        assert chosen != "mlx_flash"
 
 
 @pytest.mark.skipif(backend.BACKEND == "mlx", reason="checks the decline on other backends")
-def test_declines_on_other_backends_and_dense_runs():
+def test_declines_on_other_backends_and_another_runs():
     q = Tensor(np.random.default_rng(0).normal(size=(1, 2, 8, 16)).astype(np.float32))
     report = F.explain_attention(q, q, q, is_causal=True)
     declined = {c.name: c.reasons for c in report.candidates}["mlx_flash"]
     assert declined and "runs on mlx" in declined[0]
-    assert report.chosen == "dense"
+    assert report.chosen not in (None, "mlx_flash")
     with pytest.raises(RuntimeError, match="AUTOGRAD_BACKEND=mlx"):
         F.scaled_dot_product_attention_mlx_custom(q, q, q)
 
@@ -58,18 +60,16 @@ def test_declines_on_other_backends_and_dense_runs():
 @pytest.mark.parametrize("block", [16, 128])
 def test_conformance(block):
     # block 16 splits every case into several tiles (tails, causal skipping); 128 is the default.
-    report = check_attention_implementation(MLXFlashAttention(block=block))
+    report = check_kernel_implementation(MLXFlashAttention(block=block))
     assert report.passed and not report.failures
-    assert registry.get("mlx_flash").block == 128  # the registered instance is restored
+    assert registry.get("attention", "mlx_flash").block == 128  # the registered instance is restored
 
 
 @needs_mlx
 def test_capability_reasons():
     impl = MLXFlashAttention()
-    base = dict(
-        backend="mlx", query_shape=(1, 1, 4, 300), key_shape=(1, 1, 4, 300), value_shape=(1, 1, 4, 300), dtype="float64"
-    )
-    reasons = impl.check(registry.AttentionInputs(**base))
+    inputs = AttentionKernel.probe("float64", seq=4, head_dim=300)
+    reasons = impl.check(inputs)
     assert any("float64" in r for r in reasons) and any("head_dim 300 > 256" in r for r in reasons)
 
 
@@ -79,7 +79,7 @@ def test_automatic_selection_and_gradients_flow():
     q, k, v = (Tensor(backend.asarray(rng.normal(size=(1, 2, 40, 32)).astype(np.float32))) for _ in range(3))
     assert F.explain_attention(q, k, v, is_causal=True).chosen == "mlx_flash"
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation="dense")
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation=REFERENCE)
     np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
     out.sum().backward()
     assert q.grad is not None and k.grad is not None and v.grad is not None
@@ -96,7 +96,7 @@ def test_fast_forward_path_without_gradients(kind):
     with no_grad():
         fast = F.scaled_dot_product_attention(q, k, v, **kw)
         assert fast.creator is None  # the fast path builds no Function
-    ref = F.scaled_dot_product_attention(q, k, v, implementation="dense", **kw)
+    ref = F.scaled_dot_product_attention(q, k, v, implementation=REFERENCE, **kw)
     np.testing.assert_allclose(fast.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -119,7 +119,7 @@ def test_memory_grows_linearly():
         return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation=name)
 
     f1, f2 = peak(run("mlx_flash"), 1024), peak(run("mlx_flash"), 2048)
-    d2 = peak(run("dense"), 2048)
+    d2 = peak(run(REFERENCE), 2048)
     assert f2 < 2.6 * f1  # linear, not quadratic (4x)
     assert f2 * 4 < d2
 
@@ -132,15 +132,13 @@ def test_mlx_custom_entry_points_delegate_to_the_plugin():
     arrays = [rng.normal(size=(1, 2, 20, 8)).astype(np.float32) for _ in range(3)]
     q, k, v = (Tensor(backend.asarray(a)) for a in arrays)
     out = F.scaled_dot_product_attention_mlx_custom(q, k, v, is_training=False, dropout_prob=0.5)
-    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation="dense")
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True, implementation=REFERENCE)
     np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-4, atol=1e-5)
     # the Function form with an explicit dropout multiplier, against dense with the same mask
     mask = F.ScaledDotProductAttentionMLXCustom.build_dropout_scale_mask(
         is_training=True, dropout_prob=0.3, query_shape=q.shape, key_shape=k.shape
     )
     mx.eval(mask)
-    from autograd.kernels.dense import dense_attention
-
     qs = [Tensor(backend.asarray(a)) for a in arrays]
     ours = F.ScaledDotProductAttentionMLXCustom.apply(*qs, dropout_scale_mask=mask)
     g = backend.asarray(rng.normal(size=ours.shape).astype(np.float32))

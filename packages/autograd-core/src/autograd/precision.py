@@ -38,6 +38,8 @@ from functools import wraps
 from typing import Any, Callable, Optional, Tuple
 
 from autograd import backend
+from autograd.engine import tensor_class
+from autograd.ops.arithmetic import Cast
 
 __all__ = ["autocast", "autocast_dtype", "LOW_PRECISION_DTYPES"]
 
@@ -114,10 +116,8 @@ def to_low(*tensors: Any) -> Tuple[Any, ...]:
 
 
 def _cast(t: Any, dt: Any, when: Callable[[Any], bool]) -> Any:
-    from autograd.tensor import Tensor
-
-    if isinstance(t, Tensor) and backend.is_floating(t.dtype) and when(t.dtype):
-        return t.astype(dt)
+    if isinstance(t, tensor_class()) and backend.is_floating(t.dtype) and when(t.dtype):
+        return Cast.apply(t, dtype=dt)
     return t
 
 

@@ -2,9 +2,10 @@
 
 :func:`gradcheck` compares the gradients an op computes with float64 central
 finite differences and reports the worst element.
-:func:`check_attention_implementation` and :func:`check_kernel_implementation`
-are the conformance suites kernel plugins run against core's references (see
-:mod:`autograd.conformance`).
+:func:`check_kernel_implementation` is the conformance suite a kernel plugin
+runs against core's reference of its op (see :mod:`autograd.conformance`), and
+:func:`isolated_kernels` pins the implementations a test sees, whatever else
+is installed.
 """
 
 from __future__ import annotations
@@ -14,16 +15,9 @@ from typing import Any, Callable, List, Optional, Sequence
 import numpy as np
 
 from autograd import backend
-from autograd.conformance import (
-    ATTENTION_SHAPES,
-    AttentionConformanceReport,
-    ConformanceReport,
-    KernelCase,
-    KernelConformanceReport,
-    check_attention_implementation,
-    check_kernel_implementation,
-    kernel_cases,
-)
+from autograd.conformance import ConformanceReport, check_kernel_implementation
+from autograd.kernels.contract import KernelCase
+from autograd.kernels.registry import isolated as isolated_kernels
 from autograd.tensor import Tensor, no_grad
 
 __all__ = [
@@ -31,14 +25,10 @@ __all__ = [
     "GradcheckError",
     "gradcheck",
     "numerical_grad",
-    "check_attention_implementation",
     "check_kernel_implementation",
-    "kernel_cases",
+    "isolated_kernels",
     "KernelCase",
     "ConformanceReport",
-    "AttentionConformanceReport",
-    "KernelConformanceReport",
-    "ATTENTION_SHAPES",
 ]
 
 

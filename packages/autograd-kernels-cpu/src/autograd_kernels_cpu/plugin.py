@@ -1,10 +1,11 @@
 """The package's kernels as implementations of autograd's kernel contracts, registered through entry points.
 
-Every class here is named ``cpu_fused`` for its op and has priority 100 (the
-first-party convention), so on the NumPy backend each op runs here whenever
-the inputs fit: float32 or float64 throughout (attention also float16 and
-bfloat16, computed in float32), and for softmax and log-softmax the last
-axis. Anything else is declined with the reason, and core's reference runs.
+Every class here subclasses its op's contract (``autograd.ops.norm.LayerNormKernel``...),
+is named ``cpu_fused`` and has priority 100 (this package's, see the plugin
+guide), so on the NumPy backend each op runs here whenever the inputs fit:
+float32 or float64 throughout (attention also float16 and bfloat16, computed
+in float32), and for softmax and log-softmax the last axis. Anything else is
+declined with the reason, and core's reference runs.
 ``AUTOGRAD_KERNELS=reference`` turns the package off for a run;
 ``python -m autograd.kernels`` shows what was chosen.
 
@@ -22,22 +23,22 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 
 import autograd_kernels_cpu as K
-from autograd.kernels import (
-    AdamImplementation,
-    AttentionImplementation,
-    Conv2dImplementation,
-    CrossEntropyImplementation,
-    EmbeddingImplementation,
-    GeluImplementation,
-    KernelInputs,
-    LayerNormImplementation,
-    LogSoftmaxImplementation,
-    MaxPool2dImplementation,
-    ReluImplementation,
-    SigmoidImplementation,
-    SoftmaxImplementation,
-    TanhImplementation,
+from autograd.kernels import KernelInputs
+from autograd.ops.activations import (
+    GeluKernel,
+    LogSoftmaxKernel,
+    ReluKernel,
+    SigmoidKernel,
+    SoftmaxKernel,
+    TanhKernel,
 )
+from autograd.ops.attention import AttentionKernel
+from autograd.ops.conv import Conv2dKernel
+from autograd.ops.embedding import EmbeddingKernel
+from autograd.ops.losses import CrossEntropyKernel
+from autograd.ops.norm import LayerNormKernel
+from autograd.ops.optim import AdamKernel
+from autograd.ops.pool import MaxPool2dKernel
 from autograd.tensor import Function, Tensor, is_grad_enabled
 
 __all__ = [
@@ -57,15 +58,19 @@ __all__ = [
 ]
 
 NAME = "cpu_fused"
+#: This package's priority (the plugin guide's table): above core's own kernels (10), below the GPU plugins.
 PRIORITY = 100
 _FLOATS = ("float32", "float64")
 _LOW = ("float16", "bfloat16")
-#: Conformance tolerances (atol, rtol) against core's float64 reference, per dtype.
-_TOLERANCES = {"float64": (1e-9, 1e-7), "float32": (5e-5, 3e-4)}
 
 
 def _c(a: Any) -> np.ndarray:
     return np.ascontiguousarray(a)
+
+
+def _keep_shape(a: Any) -> np.ndarray:
+    """``a`` in C order with its own shape: a 0-d array stays 0-d (a copy only when it is not contiguous)."""
+    return np.require(a, requirements="C")
 
 
 @functools.cache
@@ -80,8 +85,8 @@ class _CPU:
     name = NAME
     backends = ("numpy",)
     priority = PRIORITY
-    tolerances = _TOLERANCES
     floats: Tuple[str, ...] = _FLOATS  # the dtypes taken (one of them throughout)
+    typed: Tuple[str, ...] = ()  # the array arguments that must have that dtype (default: every floating one)
 
     def check_environment(self) -> List[str]:
         reasons = super().check_environment()  # type: ignore[misc]
@@ -91,7 +96,8 @@ class _CPU:
 
     def check(self, inputs: Any) -> List[str]:
         reasons = super().check(inputs)  # type: ignore[misc]
-        floats = [d for d in getattr(inputs, "dtypes", ()) if d and "int" not in d and d != "bool"] or [inputs.dtype]
+        dtypes = [inputs.dtype_of(n) for n in self.typed] if self.typed else inputs.dtypes
+        floats = [d for d in dtypes if d and "int" not in d and d != "bool"] or [inputs.dtype]
         if any(d not in self.floats for d in floats) or len(set(floats)) > 1:
             reasons.append(f"dtypes {sorted(set(floats))}: only one of {', '.join(self.floats)} throughout")
         return reasons
@@ -117,25 +123,25 @@ def _pointwise(op: str, saves_input: bool) -> type:
     return Pointwise
 
 
-class CPUGelu(_CPU, GeluImplementation):
+class CPUGelu(_CPU, GeluKernel):
     """GELU (tanh approximation, computed as ``x * sigmoid(2u)``): one pass each way; the backward works from x."""
 
     function = _pointwise("gelu", saves_input=True)
 
 
-class CPURelu(_CPU, ReluImplementation):
+class CPURelu(_CPU, ReluKernel):
     """ReLU: one pass each way (bit-identical to the reference)."""
 
     function = _pointwise("relu", saves_input=True)
 
 
-class CPUSigmoid(_CPU, SigmoidImplementation):
+class CPUSigmoid(_CPU, SigmoidKernel):
     """Sigmoid (overflow-free form), backward from the output."""
 
     function = _pointwise("sigmoid", saves_input=False)
 
 
-class CPUTanh(_CPU, TanhImplementation):
+class CPUTanh(_CPU, TanhKernel):
     """tanh, backward from the output."""
 
     function = _pointwise("tanh", saves_input=False)
@@ -148,7 +154,7 @@ def _rows(a: Any) -> np.ndarray:
     return _c(a).reshape(-1, a.shape[-1])
 
 
-class LayerNormFunction(Function):
+class CPULayerNormFunction(Function):
     """Layer norm over the last axis, (rows, F) at a time; saves x, the mean and 1/std."""
 
     def forward(self, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
@@ -164,10 +170,10 @@ class LayerNormFunction(Function):
         return (None if dx is None else dx.reshape(self.shape)), dw, db
 
 
-class CPULayerNorm(_CPU, LayerNormImplementation):
+class CPULayerNorm(_CPU, LayerNormKernel):
     """Layer norm: statistics and normalisation in one pass per row; dx, dw, db in one backward pass."""
 
-    function = LayerNormFunction
+    function = CPULayerNormFunction
 
 
 def _last_axis(inputs: KernelInputs) -> List[str]:
@@ -177,7 +183,7 @@ def _last_axis(inputs: KernelInputs) -> List[str]:
     return []
 
 
-class _SoftmaxFunction(Function):
+class _CPUSoftmaxFunction(Function):
     forward_fn = backward_fn = ""
 
     def forward(self, x: Any, dim: int = -1) -> Any:
@@ -189,43 +195,44 @@ class _SoftmaxFunction(Function):
         return getattr(K, self.backward_fn)(_rows(grad.data), self.y).reshape(self.shape)
 
 
-class SoftmaxFunction(_SoftmaxFunction):
+class CPUSoftmaxFunction(_CPUSoftmaxFunction):
     """Softmax over the last axis, one pass per row each way."""
 
     forward_fn, backward_fn = "softmax_forward", "softmax_backward"
 
 
-class LogSoftmaxFunction(_SoftmaxFunction):
+class CPULogSoftmaxFunction(_CPUSoftmaxFunction):
     """Log-softmax over the last axis, one pass per row each way."""
 
     forward_fn, backward_fn = "log_softmax_forward", "log_softmax_backward"
 
 
-class CPUSoftmax(_CPU, SoftmaxImplementation):
+class CPUSoftmax(_CPU, SoftmaxKernel):
     """Softmax over the last axis (other axes are declined)."""
 
-    function = SoftmaxFunction
+    function = CPUSoftmaxFunction
 
     def check(self, inputs: KernelInputs) -> List[str]:
         return super().check(inputs) + _last_axis(inputs)
 
 
-class CPULogSoftmax(_CPU, LogSoftmaxImplementation):
+class CPULogSoftmax(_CPU, LogSoftmaxKernel):
     """Log-softmax over the last axis (other axes are declined)."""
 
-    function = LogSoftmaxFunction
+    function = CPULogSoftmaxFunction
 
     def check(self, inputs: KernelInputs) -> List[str]:
         return super().check(inputs) + _last_axis(inputs)
 
 
-class CrossEntropyFunction(Function):
+class CPUCrossEntropyFunction(Function):
     """Log-softmax and NLL fused: one pass per row forward (keeping the log-sum-exp), one backward."""
 
     def forward(
-        self, logits: Any, targets: Any, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: str = "mean"
+        self, y_pred: Any, y_true: Any, ignore_index: int = -100, label_smoothing: float = 0.0, reduction: str = "mean"
     ) -> Any:
-        self.shape, self.logits, self.targets = logits.shape, _rows(logits), _c(targets.reshape(-1))
+        logits = y_pred
+        self.shape, self.logits, self.targets = logits.shape, _rows(logits), _c(y_true.reshape(-1))
         self.ignore_index, self.smoothing = int(ignore_index), float(label_smoothing)
         total, count, self.lse = K.cross_entropy_forward(self.logits, self.targets, self.ignore_index, self.smoothing)
         self.scale = 1.0 if reduction == "sum" else (1.0 / count if count else 0.0)
@@ -237,10 +244,10 @@ class CrossEntropyFunction(Function):
         return d.reshape(self.shape), None
 
 
-class CPUCrossEntropy(_CPU, CrossEntropyImplementation):
+class CPUCrossEntropy(_CPU, CrossEntropyKernel):
     """Cross-entropy with label smoothing and ignore_index, fused with its log-softmax."""
 
-    function = CrossEntropyFunction
+    function = CPUCrossEntropyFunction
 
 
 # --- convolution, pooling, embedding --------------------------------------------------------------------------------
@@ -253,7 +260,7 @@ class CPUCrossEntropy(_CPU, CrossEntropyImplementation):
 KEEP_COLUMNS_BYTES = 16 << 20
 
 
-class Conv2dFunction(Function):
+class CPUConv2dFunction(Function):
     """Convolution as a fused pad+im2col, one BLAS product, and a fused col2im in the backward."""
 
     def forward(self, x: Any, weight: Any, *bias: Any, stride: int = 1, padding: Tuple[int, ...] = (0, 0, 0, 0)) -> Any:
@@ -290,21 +297,45 @@ class Conv2dFunction(Function):
         return (dx, dw, db) if self.has_bias else (dx, dw)
 
 
-class CPUConv2d(_CPU, Conv2dImplementation):
-    """2-D convolution (any kernel size, stride and zero padding)."""
+class CPUConv2d(_CPU, Conv2dKernel):
+    """2-D convolution: square kernels of any size, one stride for both axes, any zero padding."""
+
+    def check(self, inputs: KernelInputs) -> List[str]:
+        reasons = super().check(inputs)
+        _, _, kh, kw = inputs.shape("weight")
+        sh, sw = inputs.param("stride")
+        if kh != kw:
+            reasons.append(f"kernel {kh}x{kw}: only square kernels")
+        if sh != sw:
+            reasons.append(f"stride {(sh, sw)}: only one stride for both axes")
+        if tuple(inputs.param("dilation")) != (1, 1):
+            reasons.append(f"dilation {inputs.param('dilation')}: only 1")
+        if inputs.param("groups") != 1:
+            reasons.append(f"groups={inputs.param('groups')}: only 1")
+        return reasons
 
     def apply(
-        self, x: Tensor, weight: Tensor, bias: Optional[Tensor], *, stride: int, padding: Tuple[int, int, int, int]
+        self,
+        x: Tensor,
+        weight: Tensor,
+        bias: Optional[Tensor],
+        *,
+        stride: Tuple[int, int],
+        padding: Tuple[int, int, int, int],
+        dilation: Tuple[int, int],
+        groups: int,
     ) -> Tensor:
         tensors = (x, weight) if bias is None else (x, weight, bias)
-        return Conv2dFunction.apply(*tensors, stride=stride, padding=padding)
+        return CPUConv2dFunction.apply(*tensors, stride=stride[0], padding=padding)
 
 
-class MaxPool2dFunction(Function):
+class CPUMaxPool2dFunction(Function):
     """Max over k x k windows in one pass; the backward splits each window's gradient among its ties."""
 
-    def forward(self, x: Any, kernel_size: int, stride: int) -> Any:
-        self.x, self.k, self.s = _c(x), int(kernel_size), int(stride)
+    def forward(
+        self, x: Any, kernel_size: Tuple[int, int], stride: Tuple[int, int], padding: Tuple[int, ...] = (0, 0, 0, 0)
+    ) -> Any:
+        self.x, self.k, self.s = _c(x), int(kernel_size[0]), int(stride[0])
         self.y = K.max_pool2d_forward(self.x, self.k, self.s)
         return self.y
 
@@ -312,34 +343,43 @@ class MaxPool2dFunction(Function):
         return K.max_pool2d_backward(_c(grad.data), self.x, self.y, self.k, self.s)
 
 
-class CPUMaxPool2d(_CPU, MaxPool2dImplementation):
-    """Max-pooling with the reference's tie rule (bit-identical gradients)."""
+class CPUMaxPool2d(_CPU, MaxPool2dKernel):
+    """Max-pooling with the reference's tie rule (bit-identical gradients): square windows, one stride, no padding."""
 
-    function = MaxPool2dFunction
+    function = CPUMaxPool2dFunction
+
+    def check(self, inputs: KernelInputs) -> List[str]:
+        reasons = super().check(inputs)
+        (kh, kw), (sh, sw) = inputs.param("kernel_size"), inputs.param("stride")
+        if kh != kw or sh != sw:
+            reasons.append(f"kernel {(kh, kw)} stride {(sh, sw)}: only square windows and one stride")
+        if any(inputs.param("padding")):
+            reasons.append(f"padding {inputs.param('padding')}: only none")
+        return reasons
 
 
-class EmbeddingFunction(Function):
+class CPUEmbeddingFunction(Function):
     """Row lookup; the backward scatter-adds the gradient rows in parallel without races."""
 
-    def forward(self, weight: Any, indices: Any) -> Any:
+    def forward(self, indices: Any, weight: Any) -> Any:
         self.rows, self.indices = weight.shape[0], indices
         return weight[indices]
 
-    def backward(self, grad: Tensor) -> Tuple[Any, None]:
+    def backward(self, grad: Tensor) -> Tuple[None, Any]:
         g = grad.data
-        return K.embedding_backward(_c(g.reshape(-1, g.shape[-1])), _c(self.indices.reshape(-1)), self.rows), None
+        return None, K.embedding_backward(_c(g.reshape(-1, g.shape[-1])), _c(self.indices.reshape(-1)), self.rows)
 
 
-class CPUEmbedding(_CPU, EmbeddingImplementation):
+class CPUEmbedding(_CPU, EmbeddingKernel):
     """Embedding with a parallel scatter-add backward (bit-identical to the reference)."""
 
-    function = EmbeddingFunction
+    function = CPUEmbeddingFunction
 
 
 # --- attention ---------------------------------------------------------------------------------------------------
 
 
-class AttentionFunction(Function):
+class CPUAttentionFunction(Function):
     """Memory-linear attention: per head, score blocks through single-threaded BLAS and one fused Numba pass.
 
     float16 and bfloat16 inputs (the mixed-precision policy's products) are widened to float32 for the
@@ -394,7 +434,7 @@ class AttentionFunction(Function):
         return a if self.low is None else a.astype(np.float32)
 
 
-class CPUAttention(_CPU, AttentionImplementation):
+class CPUAttention(_CPU, AttentionKernel):
     """Fused, memory-linear attention for NumPy: any shapes, bool and additive masks, causal, dropout.
 
     Its dropout decisions are core's (``autograd.kernels.dropout``), so a seeded run drops the same elements as
@@ -403,21 +443,28 @@ class CPUAttention(_CPU, AttentionImplementation):
     """
 
     floats = _FLOATS + _LOW
-    tolerances = {**_TOLERANCES, "float16": (1e-3, 4e-3), "bfloat16": (8e-3, 3e-2)}
+    typed = ("query", "key", "value")  # a floating mask is converted, whatever its dtype
 
-    def attention(
+    def check(self, inputs: KernelInputs) -> List[str]:
+        reasons = super().check(inputs)
+        if inputs.present("dropout_mask"):
+            reasons.append("an explicit dropout_mask is not supported (it regenerates seeded decisions)")
+        return reasons
+
+    def apply(
         self,
-        query: Any,
-        key: Any,
-        value: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
         *,
-        mask: Any = None,
-        is_causal: bool = False,
-        dropout_prob: float = 0.0,
-        scale: Optional[float] = None,
-        seed: Optional[int] = None,
-    ) -> Any:
-        return AttentionFunction.apply(
+        mask: Any,
+        is_causal: bool,
+        dropout_prob: float,
+        scale: Optional[float],
+        seed: Optional[int],
+        dropout_mask: Any,
+    ) -> Tensor:
+        return CPUAttentionFunction.apply(
             query, key, value, mask=mask, is_causal=is_causal, dropout_prob=dropout_prob, scale=scale, seed=seed
         )
 
@@ -425,10 +472,10 @@ class CPUAttention(_CPU, AttentionImplementation):
 # --- Adam ----------------------------------------------------------------------------------------------------------
 
 
-class CPUAdam(_CPU, AdamImplementation):
+class CPUAdam(_CPU, AdamKernel):
     """The Adam/AdamW update of every parameter in one parallel pass, in place (bit-identical to the reference)."""
 
-    def update(
+    def apply(
         self,
         params: List[Any],
         grads: List[Any],
@@ -444,8 +491,11 @@ class CPUAdam(_CPU, AdamImplementation):
     ) -> Tuple[List[Any], List[Any], List[Any]]:
         # The parameters may be views (or, for float16 models, the optimizer's float32 masters): work on
         # contiguous arrays and hand those back, as the contract allows.
-        params = [_c(p) for p in params]
-        exp_avgs = [_c(m) for m in exp_avgs]
-        exp_avg_sqs = [_c(v) for v in exp_avg_sqs]
-        K.adam_update(params, [_c(g) for g in grads], exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay)
+        # 0-d parameters stay 0-d (np.ascontiguousarray would make them (1,)), and a gradient set by hand in
+        # another dtype (``p.grad = 0.7`` is float64) is cast to the parameter's, as the reference's arithmetic does.
+        params = [_keep_shape(p) for p in params]
+        exp_avgs = [_keep_shape(m) for m in exp_avgs]
+        exp_avg_sqs = [_keep_shape(v) for v in exp_avg_sqs]
+        grads = [_keep_shape(np.asarray(g, dtype=p.dtype)) for g, p in zip(grads, params)]
+        K.adam_update(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay)
         return params, exp_avgs, exp_avg_sqs

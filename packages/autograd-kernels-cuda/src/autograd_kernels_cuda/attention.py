@@ -1,4 +1,4 @@
-"""The ``cuda_flash`` attention implementation: CUDA kernels compiled at run time through CuPy."""
+"""The ``cuda_flash`` attention kernel (:class:`autograd.ops.attention.AttentionKernel`): CUDA C compiled by CuPy."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from importlib import resources
 from typing import Any, List, Optional, Tuple
 
 from autograd import backend
-from autograd.kernels import AttentionImplementation, AttentionInputs
+from autograd.kernels import KernelInputs
+from autograd.ops.attention import AttentionKernel
 from autograd.tensor import Function, Tensor
 
 __all__ = ["CUDAFlashAttention", "CUDAFlashFunction", "kernel_sources"]
@@ -122,51 +123,55 @@ class CUDAFlashFunction(Function):
         return dq.reshape(b, h, tq, d), dk.reshape(b, h, tk, d), dv.reshape(b, h, tk, d)
 
 
-class CUDAFlashAttention(AttentionImplementation):
+class CUDAFlashAttention(AttentionKernel):
     """FlashAttention-2 style CUDA kernels for the cupy backend.
 
     Takes float32 and float16 (bfloat16 kernels are compiled too, for when CuPy
     has a bfloat16 dtype), head_dim 32, 64 or 128 with value dim equal, any
     sequence lengths, causal or not, and dropout from a Philox generator keyed
     by the seed and the element's position. Declines explicit masks (use
-    ``is_causal``) and everything else with a reason, so the dispatcher falls
-    back to dense.
+    ``is_causal``), an explicit ``dropout_mask`` and everything else with a
+    reason, so the dispatcher falls back to the reference.
     """
 
     name = "cuda_flash"
     backends = ("cupy",)
-    priority = 100
-    tolerances = {"float32": (1e-4, 1e-3), "float16": (3e-3, 2e-2), "bfloat16": (2e-2, 5e-2)}
+    #: This package's priority (the plugin guide's table).
+    priority = 300
 
     def check_environment(self) -> List[str]:
         return _environment_problems()
 
-    def check(self, inputs: AttentionInputs) -> List[str]:
+    def check(self, inputs: KernelInputs) -> List[str]:
         reasons = self.check_environment()
         if inputs.dtype not in _DTYPE_SUFFIX:
             reasons.append(f"dtype {inputs.dtype} is not supported (float32, float16, bfloat16)")
-        if inputs.head_dim not in HEAD_DIMS:
-            reasons.append(f"head_dim {inputs.head_dim} is not one of {HEAD_DIMS}")
-        if inputs.value_dim != inputs.head_dim:
-            reasons.append(f"value dim {inputs.value_dim} differs from head_dim {inputs.head_dim}")
-        if inputs.mask != "none":
-            reasons.append(f"explicit {inputs.mask} masks are not supported (use is_causal)")
+        head_dim, value_dim = inputs.shape("query")[-1], inputs.shape("value")[-1]
+        if head_dim not in HEAD_DIMS:
+            reasons.append(f"head_dim {head_dim} is not one of {HEAD_DIMS}")
+        if value_dim != head_dim:
+            reasons.append(f"value dim {value_dim} differs from head_dim {head_dim}")
+        if inputs.present("mask"):
+            reasons.append(f"explicit {inputs.dtype_of('mask')} masks are not supported (use is_causal)")
+        if inputs.present("dropout_mask"):
+            reasons.append("an explicit dropout_mask is not supported (it draws its own from the seed)")
         return reasons
 
-    def attention(
+    def apply(
         self,
-        query: Any,
-        key: Any,
-        value: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
         *,
-        mask: Any = None,
-        is_causal: bool = False,
-        dropout_prob: float = 0.0,
-        scale: Optional[float] = None,
-        seed: Optional[int] = None,
-    ) -> Any:
-        if mask is not None:
-            raise ValueError("cuda_flash does not take explicit masks")
+        mask: Any,
+        is_causal: bool,
+        dropout_prob: float,
+        scale: Optional[float],
+        seed: Optional[int],
+        dropout_mask: Any,
+    ) -> Tensor:
+        if mask is not None or dropout_mask is not None:
+            raise ValueError("cuda_flash takes neither explicit masks nor a dropout_mask (its check declines them)")
         return CUDAFlashFunction.apply(
             query, key, value, is_causal=is_causal, dropout_prob=dropout_prob, scale=scale, seed=seed
         )

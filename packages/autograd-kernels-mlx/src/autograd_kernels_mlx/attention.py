@@ -1,4 +1,4 @@
-"""The ``mlx_flash`` attention implementation: the contract of :mod:`autograd.kernels`, met with tiles."""
+"""The ``mlx_flash`` attention kernel: :class:`autograd.ops.attention.AttentionKernel`, met with tiles."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from typing import Any, List, Optional, Tuple
 
 import mlx.core as mx
 
-from autograd.kernels import AttentionImplementation, AttentionInputs
+from autograd.kernels import KernelInputs
 from autograd.kernels.dropout import keep_scale as hashed_keep_scale
+from autograd.ops.attention import AttentionKernel
 from autograd.tensor import Function, Tensor, is_grad_enabled
 from autograd_kernels_mlx.flash import BLOCK, NEG, flash_backward, flash_forward
 
@@ -109,52 +110,52 @@ class FlashAttentionFunction(Function):
         return tuple(g.astype(dt) for g, dt in zip((dq, dk, dv), self.dtypes))
 
 
-class MLXFlashAttention(AttentionImplementation):
+class MLXFlashAttention(AttentionKernel):
     """Fused, memory-linear attention for the MLX backend (any MLX device, the CPU build included).
 
     Takes float32, float16 and bfloat16 (float32 accumulation), head_dim up to
     256, any sequence lengths (Tq may differ from Tk), causal or not, bool or
-    additive masks, and dropout (regenerated from the seed in the backward).
-    When no gradient is needed and there is neither dropout nor a float mask,
-    the forward uses ``mx.fast.scaled_dot_product_attention``.
+    additive masks, dropout (regenerated from the seed in the backward) and an
+    explicit ``dropout_mask`` multiplier (what
+    ``autograd.functional.ScaledDotProductAttentionMLXCustom`` passes). When no
+    gradient is needed and there is neither dropout nor a float mask, the
+    forward uses ``mx.fast.scaled_dot_product_attention``.
     """
 
     name = "mlx_flash"
     backends = ("mlx",)
-    priority = 100
+    #: This package's priority (the plugin guide's table).
+    priority = 200
 
     def __init__(self, block: int = BLOCK) -> None:
         #: Query/key tile size; tests use small tiles to exercise tails and causal skipping.
         self.block = int(block)
 
-    tolerances = {
-        "float32": (5e-5, 2e-4),
-        "float16": (3e-3, 2e-2),
-        "bfloat16": (2e-2, 5e-2),
-    }
-
-    def check(self, inputs: AttentionInputs) -> List[str]:
+    def check(self, inputs: KernelInputs) -> List[str]:
         reasons = super().check(inputs)
         if inputs.dtype not in _DTYPES:
             reasons.append(f"dtype {inputs.dtype} is not supported (float32, float16, bfloat16)")
-        if inputs.head_dim > MAX_HEAD_DIM or inputs.value_dim > MAX_HEAD_DIM:
-            reasons.append(f"head_dim {max(inputs.head_dim, inputs.value_dim)} > {MAX_HEAD_DIM}")
+        dim = max(inputs.shape("query")[-1], inputs.shape("value")[-1])
+        if dim > MAX_HEAD_DIM:
+            reasons.append(f"head_dim {dim} > {MAX_HEAD_DIM}")
         return reasons
 
-    def attention(
+    def apply(
         self,
-        query: Any,
-        key: Any,
-        value: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
         *,
-        mask: Any = None,
-        is_causal: bool = False,
-        dropout_prob: float = 0.0,
-        scale: Optional[float] = None,
-        seed: Optional[int] = None,
-    ) -> Any:
+        mask: Any,
+        is_causal: bool,
+        dropout_prob: float,
+        scale: Optional[float],
+        seed: Optional[int],
+        dropout_mask: Any,
+    ) -> Tensor:
         needs_grad = is_grad_enabled() and any(t.requires_grad for t in (query, key, value))
-        if not needs_grad and dropout_prob == 0.0 and (mask is None or mask.dtype == mx.bool_):
+        plain = dropout_prob == 0.0 and dropout_mask is None
+        if not needs_grad and plain and (mask is None or mask.dtype == mx.bool_):
             return Tensor(
                 self.fast_forward(query.data, key.data, value.data, mask, is_causal, scale), requires_grad=False
             )
@@ -167,6 +168,7 @@ class MLXFlashAttention(AttentionImplementation):
             dropout_prob=dropout_prob,
             scale=scale,
             seed=seed,
+            keep_scale=dropout_mask,
             block=self.block,
         )
 
@@ -179,15 +181,3 @@ class MLXFlashAttention(AttentionImplementation):
         else:
             fast_mask = "causal" if is_causal else None
         return mx.fast.scaled_dot_product_attention(q, k, v, scale=scale, mask=fast_mask)
-
-    # -- the explicit-mask causal entry points behind autograd.functional.ScaledDotProductAttentionMLXCustom --
-
-    def causal_forward(self, q: Any, k: Any, v: Any, dropout_scale_mask: Any = None) -> Tuple[Any, Any]:
-        """Causal forward with an explicit (B, H, T, T) dropout multiplier; returns (out, saved)."""
-        fn = FlashAttentionFunction()
-        out = fn.forward(q, k, v, is_causal=True, keep_scale=dropout_scale_mask, block=self.block)
-        return out, fn
-
-    def causal_backward(self, saved: Any, grad: Any) -> Tuple[Any, Any, Any]:
-        """(dq, dk, dv) for :meth:`causal_forward`."""
-        return saved.backward(Tensor(grad, requires_grad=False))

@@ -1,50 +1,50 @@
-"""Kernels for hot ops as plugins: the contracts, the registry and the dispatcher's selection.
+"""Kernels for hot ops, as plugins: the contract they implement, the registry that finds and chooses them.
 
-``python -m autograd.kernels`` (or the ``autograd-kernels`` command) lists every
-registered implementation. :mod:`autograd.kernels.contracts` holds each op's
-contract, :mod:`autograd.kernels.registry` the discovery and selection rules,
-:mod:`autograd.kernels.reference` (and :mod:`autograd.kernels.dense` for
-attention) the reference implementations, and :mod:`autograd.kernels.dropout`
-the attention dropout decision.
+Each op a plugin may implement is defined once, in its module of
+:mod:`autograd.ops` (its public function, its contract class, its output
+rule, tolerances, conformance cases and core's reference). This package is
+the generic machinery around them:
+
+* :mod:`autograd.kernels.contract`: :class:`Kernel`, the base of every op's
+  contract, and :class:`KernelInputs`, what a capability check sees;
+* :mod:`autograd.kernels.registry`: discovery (the ``autograd.kernels``
+  entry-point group), selection (``implementation=``, ``AUTOGRAD_KERNELS``,
+  priorities), the dispatcher and :func:`explain`;
+* :mod:`autograd.kernels.dropout`: the attention dropout decisions core makes,
+  for kernels that want to reproduce them;
+* ``python -m autograd.kernels`` (or ``autograd-kernels``): what is installed
+  and what each op would use here.
+
+:func:`autograd.testing.check_kernel_implementation` is the conformance suite
+a plugin runs against core's reference.
 """
 
-from autograd.kernels.contracts import (
+from autograd.kernels.contract import (
+    ALL_BACKENDS,
+    DEFAULT_TOLERANCES,
     OPS,
-    AdamImplementation,
-    AttentionImplementation,
-    AttentionInputs,
-    Conv2dImplementation,
-    CrossEntropyImplementation,
-    EmbeddingImplementation,
-    FunctionKernel,
-    GeluImplementation,
-    LayerNormImplementation,
-    LogSoftmaxImplementation,
-    MaxPool2dImplementation,
-    ReluImplementation,
-    SigmoidImplementation,
-    SoftmaxImplementation,
-    TanhImplementation,
-    dispatch,
+    REFERENCE,
+    REFERENCE_PRIORITY,
+    Kernel,
+    KernelCase,
+    KernelInputs,
+    KernelNotSupportedError,
+    KernelOutputError,
+    UnknownKernelError,
+    check_signature,
 )
 from autograd.kernels.registry import (
     ENTRY_POINT_GROUP,
     ENV_VAR,
-    KERNELS_ENTRY_POINT_GROUP,
-    KERNELS_ENV_VAR,
-    AttentionNotSupportedError,
     Candidate,
     Explanation,
-    KernelImplementation,
-    KernelInputs,
-    KernelNotSupportedError,
-    KernelOutputError,
     LoadFailure,
-    UnknownAttentionImplementationError,
-    UnknownKernelError,
+    dispatch,
+    entry,
     explain,
     get,
     implementations,
+    isolated,
     load_failures,
     register,
     reset,
@@ -56,37 +56,26 @@ __all__ = [
     "OPS",
     "ENTRY_POINT_GROUP",
     "ENV_VAR",
-    "KERNELS_ENTRY_POINT_GROUP",
-    "KERNELS_ENV_VAR",
-    "KernelImplementation",
+    "REFERENCE",
+    "REFERENCE_PRIORITY",
+    "ALL_BACKENDS",
+    "DEFAULT_TOLERANCES",
+    "Kernel",
     "KernelInputs",
-    "FunctionKernel",
-    "AttentionImplementation",
-    "AttentionInputs",
-    "LayerNormImplementation",
-    "SoftmaxImplementation",
-    "LogSoftmaxImplementation",
-    "GeluImplementation",
-    "ReluImplementation",
-    "SigmoidImplementation",
-    "TanhImplementation",
-    "CrossEntropyImplementation",
-    "Conv2dImplementation",
-    "MaxPool2dImplementation",
-    "EmbeddingImplementation",
-    "AdamImplementation",
+    "KernelCase",
     "KernelNotSupportedError",
-    "AttentionNotSupportedError",
     "UnknownKernelError",
-    "UnknownAttentionImplementationError",
     "KernelOutputError",
     "LoadFailure",
     "Candidate",
     "Explanation",
+    "check_signature",
     "dispatch",
+    "entry",
     "explain",
     "get",
     "implementations",
+    "isolated",
     "load_failures",
     "register",
     "reset",

@@ -1,7 +1,8 @@
 """Memory-linear attention for the NumPy backend: key/value tiles, an online softmax, batched BLAS.
 
-Registered by autograd-core itself through the ``autograd.attention`` entry
-point group, like any plugin, as ``numpy_tiled``.
+Registered by autograd-core itself through the ``autograd.kernels`` entry
+point group, like any plugin, as ``numpy_tiled``: an implementation of
+:class:`~autograd.ops.attention.AttentionKernel`.
 
 Forward: for each key tile, against every query row that can see it (all
 rows, or for causal attention the rows from the tile's diagonal down), for all
@@ -38,9 +39,11 @@ from typing import Any, List, Optional, Tuple
 
 from autograd import backend
 from autograd.backend import lib as _lib
-from autograd.kernels.contracts import AttentionImplementation, AttentionInputs
+from autograd.engine import Function
+from autograd.kernels.contract import KernelInputs
 from autograd.kernels.dropout import keep_scale
-from autograd.tensor import Function, Tensor
+from autograd.ops.attention import AttentionKernel
+from autograd.tensor import Tensor
 
 __all__ = ["NumpyTiledAttention", "TiledAttentionFunction", "BLOCK", "MIN_SEQ"]
 
@@ -169,11 +172,12 @@ class TiledAttentionFunction(Function):
         return dq, dk, dv
 
 
-class NumpyTiledAttention(AttentionImplementation):
+class NumpyTiledAttention(AttentionKernel):
     """Tiled, memory-linear attention for the numpy backend (float32 and float64).
 
     Takes every input the dense path takes (bool and additive masks, causal,
-    Tq != Tk, dropout). Automatic selection passes it over for sequences
+    Tq != Tk, dropout) but an explicit ``dropout_mask``, in float32 and
+    float64. Automatic selection passes it over for sequences
     shorter than ``min_seq`` keys, where the dense path is faster; named with
     ``implementation="numpy_tiled"`` it runs on any length.
     """
@@ -181,35 +185,38 @@ class NumpyTiledAttention(AttentionImplementation):
     name = "numpy_tiled"
     backends = ("numpy",)
     priority = 10
-    tolerances = {"float64": (1e-9, 1e-7), "float32": (3e-5, 2e-4)}
 
     def __init__(self, block: int = BLOCK, min_seq: int = MIN_SEQ) -> None:
         self.block, self.min_seq = int(block), int(min_seq)
 
-    def check(self, inputs: AttentionInputs) -> List[str]:
+    def check(self, inputs: KernelInputs) -> List[str]:
         reasons = super().check(inputs)
         if inputs.dtype not in ("float32", "float64"):
             reasons.append(f"dtype {inputs.dtype} is not supported (float32, float64)")
+        if inputs.present("dropout_mask"):
+            reasons.append("an explicit dropout_mask is not supported (it regenerates seeded decisions)")
         return reasons
 
-    def advise(self, inputs: AttentionInputs) -> List[str]:
-        """Short sequences: it can take them (and does when named), but dense is faster there."""
-        if inputs.seq_k < self.min_seq:
-            return [f"{inputs.seq_k} keys: below {self.min_seq} the dense path is faster"]
+    def advise(self, inputs: KernelInputs) -> List[str]:
+        """Short sequences: it can take them (and does when named), but the reference is faster there."""
+        keys = inputs.shape("key")[-2]
+        if keys < self.min_seq:
+            return [f"{keys} keys: below {self.min_seq} the dense reference is faster"]
         return []
 
-    def attention(
+    def apply(
         self,
-        query: Any,
-        key: Any,
-        value: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
         *,
-        mask: Any = None,
-        is_causal: bool = False,
-        dropout_prob: float = 0.0,
-        scale: Optional[float] = None,
-        seed: Optional[int] = None,
-    ) -> Any:
+        mask: Any,
+        is_causal: bool,
+        dropout_prob: float,
+        scale: Optional[float],
+        seed: Optional[int],
+        dropout_mask: Any,
+    ) -> Tensor:
         return TiledAttentionFunction.apply(
             query,
             key,

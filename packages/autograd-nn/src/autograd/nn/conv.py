@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -10,24 +9,15 @@ import numpy as np
 from autograd import backend
 from autograd.functional import relu
 from autograd.init import xavier_uniform
-from autograd.kernels.contracts import dispatch
-from autograd.kernels.reference import MaxPool2dFunction
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
+from autograd.ops.conv import conv2d, same_padding
+from autograd.ops.pool import MaxPool2dFunction, max_pool2d
 from autograd.tensor import Tensor
 
 __all__ = ["Conv2d", "MaxPool2d", "MaxPool2dFunction", "ResidualBlock", "extract_windows"]
 
 _PADDING_MODES = ("valid", "same")
-
-
-def _same_padding(size: int, kernel: int, stride: int) -> Tuple[int, int]:
-    # TensorFlow's "same": the output has ceil(size / stride) positions; the
-    # extra pixel (when the total is odd) goes after. For stride 1 and odd
-    # kernels this is PyTorch's padding="same".
-    out = math.ceil(size / stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return total // 2, total - total // 2
 
 
 def extract_windows(
@@ -49,8 +39,8 @@ def extract_windows(
     if x.ndim != 4:
         raise ValueError(f"extract_windows: expected (N, C, H, W), got shape {x.shape}")
     if padding_mode == "same":
-        top, bottom = _same_padding(x.shape[2], kernel_size, stride)
-        left, right = _same_padding(x.shape[3], kernel_size, stride)
+        top, bottom = same_padding(x.shape[2], kernel_size, stride)
+        left, right = same_padding(x.shape[3], kernel_size, stride)
         if top or bottom or left or right:
             x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=pad_value)
     windows = x.strided_windows(kernel_size=kernel_size, stride=stride)
@@ -63,8 +53,8 @@ class Conv2d(Module):
     Shapes: weight (out_channels, in_channels, k, k), bias (out_channels,);
     input (N, in_channels, H, W) -> output (N, out_channels, H_out, W_out).
     ``"valid"``: ``H_out = (H - k) // stride + 1``; ``"same"``: ``H_out = ceil(H / stride)``.
-    Runs the best registered ``conv2d`` kernel (:mod:`autograd.kernels`);
-    core's reference computes windows (im2col) times the flattened kernel: one matmul.
+    Runs :func:`autograd.functional.conv2d` (the ``conv2d`` kernel op; core's
+    reference computes windows (im2col) times the flattened kernel: one matmul).
 
     Examples:
         >>> Conv2d(3, 8, kernel_size=3, padding_mode="same")(Tensor(xp.random.randn(2, 3, 32, 32))).shape
@@ -99,10 +89,7 @@ class Conv2d(Module):
         k = self.kernel_size
         if self.padding_mode == "valid" and (x.shape[2] < k or x.shape[3] < k):
             check(False, self, f"at least {k} x {k} pixels for kernel_size {k}", x)
-        padding = (0, 0, 0, 0)
-        if self.padding_mode == "same":
-            padding = _same_padding(x.shape[2], k, self.stride) + _same_padding(x.shape[3], k, self.stride)
-        return dispatch("conv2d", x, self.weight, self.bias, stride=self.stride, padding=padding)
+        return conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding_mode)
 
 
 class MaxPool2d(Module):
@@ -128,14 +115,10 @@ class MaxPool2d(Module):
         """(N, C, H, W) -> (N, C, H_out, W_out)."""
         x = as_input(x)
         check(x.ndim == 4, self, "(N, C, H, W)", x)
-        if self.padding_mode == "same":
-            top, bottom = _same_padding(x.shape[2], self.kernel_size, self.stride)
-            left, right = _same_padding(x.shape[3], self.kernel_size, self.stride)
-            if top or bottom or left or right:
-                x = x.pad(((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=-np.inf)
-        if x.shape[2] < self.kernel_size or x.shape[3] < self.kernel_size:
-            check(False, self, f"at least {self.kernel_size} x {self.kernel_size} pixels", x)
-        return dispatch("max_pool2d", x, kernel_size=self.kernel_size, stride=self.stride)
+        k = self.kernel_size
+        if self.padding_mode == "valid" and (x.shape[2] < k or x.shape[3] < k):
+            check(False, self, f"at least {k} x {k} pixels", x)
+        return max_pool2d(x, k, self.stride, padding=self.padding_mode)
 
 
 class ResidualBlock(Module):

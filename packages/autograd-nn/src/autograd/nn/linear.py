@@ -8,11 +8,11 @@ import numpy as np
 
 from autograd import backend
 from autograd.init import xavier_uniform
-from autograd.kernels.contracts import dispatch
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
+from autograd.ops.embedding import embedding
 from autograd.precision import to_low
-from autograd.tensor import Function, ShapeError, Tensor, TensorIndexError
+from autograd.tensor import Function, ShapeError, Tensor
 
 __all__ = ["Linear", "LinearFunction", "Embedding"]
 
@@ -101,24 +101,5 @@ class Embedding(Module):
         self.weight = Tensor(backend.normal((input_size, embedding_size)))
 
     def forward(self, x: Union[Tensor, Any, Sequence[Any], int, float, bool]) -> Tensor:
-        """Indices of any shape -> ``(*indices.shape, embedding_size)``."""
-        idx = x.data if isinstance(x, Tensor) else x
-        if not backend.is_array(idx):
-            idx = backend.asarray(np.asarray(idx))
-        if backend.is_floating(idx.dtype):
-            host = backend.to_numpy(idx)
-            if np.any(host != np.round(host)):
-                raise TypeError(f"Embedding: indices must be integers, got non-integer values of dtype {idx.dtype}")
-            idx = backend.asarray(host.astype(np.int32))
-        elif "int" not in backend.dtype_name(idx.dtype):
-            raise TypeError(f"Embedding: indices must be integers, got dtype {idx.dtype}")
-        if idx.size:
-            host = backend.to_numpy(idx)
-            lo, hi = int(host.min()), int(host.max())
-            if lo < 0 or hi >= self.input_size:
-                bad = lo if lo < 0 else hi
-                raise TensorIndexError(
-                    f"Embedding: index {bad} is out of range for {self.input_size} embeddings "
-                    f"(valid: 0..{self.input_size - 1}; indices of shape {tuple(idx.shape)})"
-                )
-        return dispatch("embedding", self.weight, idx)
+        """Indices of any shape -> ``(*indices.shape, embedding_size)`` (:func:`autograd.functional.embedding`)."""
+        return embedding(x, self.weight)

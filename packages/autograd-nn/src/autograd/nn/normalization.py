@@ -8,10 +8,9 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
-from autograd.kernels.contracts import dispatch
-from autograd.kernels.reference import LayerNormFunction
 from autograd.nn._checks import as_input, check
 from autograd.nn.module import Module
+from autograd.ops.norm import LayerNormFunction, layer_norm
 from autograd.tensor import Tensor, no_grad
 
 __all__ = ["LayerNorm", "BatchNorm", "LayerNormFunction"]
@@ -20,8 +19,8 @@ __all__ = ["LayerNorm", "BatchNorm", "LayerNormFunction"]
 class LayerNorm(Module):
     """Normalize each example over its last axis, then scale and shift (learned).
 
-    Runs the best registered ``layer_norm`` kernel (:mod:`autograd.kernels`);
-    core's reference is :class:`LayerNormFunction`.
+    Runs :func:`autograd.functional.layer_norm` (the ``layer_norm`` kernel op;
+    core's reference is :class:`LayerNormFunction`).
 
     Shapes: weight and bias (input_size,); input (..., input_size) -> same shape.
 
@@ -40,7 +39,7 @@ class LayerNorm(Module):
         """(..., input_size) -> (..., input_size)."""
         x = as_input(x)
         check(x.ndim >= 1 and x.shape[-1] == self.input_size, self, f"(..., {self.input_size})", x)
-        return dispatch("layer_norm", x, self.weight, self.bias, eps=self.epsilon)
+        return layer_norm(x, self.weight, self.bias, eps=self.epsilon)
 
 
 class BatchNorm(Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from autograd import backend
-from autograd.kernels import dispatch
+from autograd.ops.optim import adam_update
 from autograd.optim.optimizer import Optimizer, _number
 from autograd.tensor import Tensor
 
@@ -73,9 +73,9 @@ class Adam(Optimizer):
         """One Adam(W) step of every parameter with a gradient, through the ``adam`` kernel op.
 
         Parameters are grouped by state dtype (one group unless the model mixes
-        dtypes), and each group is one call of the best registered ``adam``
-        kernel (:mod:`autograd.kernels`; core's reference updates one
-        parameter at a time, a fused kernel all at once).
+        dtypes), and each group is one call of :func:`autograd.ops.optim.adam_update`,
+        which runs the best registered ``adam`` kernel (core's reference
+        updates one parameter at a time, a fused kernel all at once).
         """
         groups: Dict[Any, List[Tuple[str, Tensor, Any]]] = {}
         for name, param, grad, dtype in items:
@@ -86,8 +86,7 @@ class Adam(Optimizer):
             ms = [self._slot(name, "m", param, dtype) for name, param, _ in group]
             vs = [self._slot(name, "v", param, dtype) for name, param, _ in group]
             steps = [self._states[name].get("step", 0) + 1 for name, _, _ in group]
-            new_p, new_m, new_v = dispatch(
-                "adam",
+            new_p, new_m, new_v = adam_update(
                 values,
                 [grad for _, _, grad in group],
                 ms,

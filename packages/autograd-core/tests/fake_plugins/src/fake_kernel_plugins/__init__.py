@@ -1,4 +1,4 @@
-"""Fake attention plugins: correct (they delegate to dense) but picky, and counted.
+"""Fake kernel plugins: correct (they delegate to core's reference math) but picky, and counted.
 
 They decline everything unless AUTOGRAD_FAKE_PLUGINS=1, so installing them
 does not change what other tests run.
@@ -6,29 +6,43 @@ does not change what other tests run.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 
-from autograd.kernels import AttentionImplementation
-from autograd.kernels.dense import dense_attention
+from autograd.backend import lib
+from autograd.ops.activations import GeluKernel
+from autograd.ops.attention import AttentionKernel, dense_attention
+from autograd.tensor import Function
 
 calls: Counter = Counter()
 
 
-class _Fake(AttentionImplementation):
+def _enabled_reasons():
+    if os.environ.get("AUTOGRAD_FAKE_PLUGINS") != "1":
+        return ["fake plugins are disabled (AUTOGRAD_FAKE_PLUGINS is not 1)"]
+    return []
+
+
+class _Fake(AttentionKernel):
     backends = ("numpy", "mlx", "cupy")
     priority = 50
 
     def check(self, inputs):
-        reasons = super().check(inputs)
-        if os.environ.get("AUTOGRAD_FAKE_PLUGINS") != "1":
-            reasons.append("fake plugins are disabled (AUTOGRAD_FAKE_PLUGINS is not 1)")
-        return reasons
+        return super().check(inputs) + _enabled_reasons()
 
-    def attention(self, query, key, value, *, mask=None, is_causal=False, dropout_prob=0.0, scale=None, seed=None):
+    def apply(self, query, key, value, *, mask, is_causal, dropout_prob, scale, seed, dropout_mask):
         calls[self.name] += 1
         return dense_attention(
-            query, key, value, mask=mask, is_causal=is_causal, dropout_prob=dropout_prob, scale=scale, seed=seed
+            query,
+            key,
+            value,
+            mask=mask,
+            is_causal=is_causal,
+            dropout_prob=dropout_prob,
+            scale=scale,
+            seed=seed,
+            dropout_mask=dropout_mask,
         )
 
 
@@ -39,22 +53,22 @@ class FastFake(_Fake):
 
     def check(self, inputs):
         reasons = super().check(inputs)
-        if inputs.head_dim > 32:
-            reasons.append(f"head_dim {inputs.head_dim} > 32")
-        if inputs.dropout_prob:
+        if inputs.shape("query")[-1] > 32:
+            reasons.append(f"head_dim {inputs.shape('query')[-1]} > 32")
+        if inputs.param("dropout_prob"):
             reasons.append("dropout is not supported")
         return reasons
 
 
 class AlphaFake(_Fake):
-    """Same priority as FastFake (so the name decides); takes only bool masks."""
+    """Same priority as FastFake (a tie the registry reports; the name breaks it); takes only bool masks."""
 
     name = "fake_alpha"
 
     def check(self, inputs):
         reasons = super().check(inputs)
-        if inputs.mask != "bool":
-            reasons.append(f"mask kind {inputs.mask!r} is not 'bool'")
+        if inputs.dtype_of("mask") != "bool":
+            reasons.append(f"mask dtype {inputs.dtype_of('mask')!r} is not 'bool'")
         return reasons
 
 
@@ -83,57 +97,47 @@ class WrongShapeFake(_Fake):
 
     def check(self, inputs):
         reasons = super().check(inputs)
-        if inputs.head_dim != 24:
+        if inputs.shape("query")[-1] != 24:
             reasons.append("only head_dim 24")
         return reasons
 
-    def attention(self, query, key, value, **kw):
+    def apply(self, query, key, value, *, mask, is_causal, dropout_prob, scale, seed, dropout_mask):
         calls[self.name] += 1
-        return dense_attention(query, key, value, **kw).transpose(2, 3)
+        return dense_attention(query, key, value, mask=mask, is_causal=is_causal).transpose(2, 3)
 
 
 class WrongDtypeFake(_Fake):
     """Accepts only head_dim 20 and returns float64 whatever the input."""
 
     name = "fake_wrong_dtype"
-    priority = 800
+    priority = 700
 
     def check(self, inputs):
         reasons = super().check(inputs)
-        if inputs.head_dim != 20:
+        if inputs.shape("query")[-1] != 20:
             reasons.append("only head_dim 20")
         return reasons
 
-    def attention(self, query, key, value, **kw):
-        return dense_attention(query, key, value, **kw).astype("float64")
-
-
-from autograd.kernels import GeluImplementation  # noqa: E402
-from autograd.tensor import Function  # noqa: E402
+    def apply(self, query, key, value, *, mask, is_causal, dropout_prob, scale, seed, dropout_mask):
+        return dense_attention(query, key, value, mask=mask, is_causal=is_causal).astype("float64")
 
 
 class _ExactGelu(Function):
-    """GELU (tanh form) written out again: a correct generic-op kernel for the registry tests."""
+    """GELU (tanh form) written out again: a correct kernel for the registry tests."""
 
     def forward(self, x):
-        import math
-
-        from autograd.backend import lib
-
         self.x = x
         self.t = lib.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x))
         return 0.5 * x * (1 + self.t)
 
     def backward(self, grad):
-        import math
-
         x, t = self.x, self.t
         d = math.sqrt(2.0 / math.pi) * (1 + 3 * 0.044715 * x * x)
         return grad.data * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d)
 
 
-class FakeGelu(GeluImplementation):
-    """A GELU kernel through the "autograd.kernels" group; takes float32 only, when the fakes are enabled."""
+class FakeGelu(GeluKernel):
+    """A GELU kernel; takes float32 only, when the fakes are enabled; advises against a single row."""
 
     name = "fake_gelu"
     backends = ("numpy", "mlx", "cupy")
@@ -141,9 +145,7 @@ class FakeGelu(GeluImplementation):
     function = _ExactGelu
 
     def check(self, inputs):
-        reasons = super().check(inputs)
-        if os.environ.get("AUTOGRAD_FAKE_PLUGINS") != "1":
-            reasons.append("fake plugins are disabled (AUTOGRAD_FAKE_PLUGINS is not 1)")
+        reasons = super().check(inputs) + _enabled_reasons()
         if inputs.dtype != "float32":
             reasons.append(f"dtype {inputs.dtype} (float32 only)")
         return reasons
@@ -156,3 +158,14 @@ class FakeGelu(GeluImplementation):
     def apply(self, x):
         calls[self.name] += 1
         return super().apply(x)
+
+
+class BadSignatureGelu(GeluKernel):
+    """Its apply takes a parameter GELU does not have: registration refuses it."""
+
+    name = "fake_bad_signature"
+    backends = ("numpy",)
+    priority = 40
+
+    def apply(self, x, approximate):
+        return x
