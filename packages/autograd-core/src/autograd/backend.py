@@ -1,4 +1,4 @@
-"""Array backend selection and the helpers that hide backend differences.
+"""Array backend selection, and one class per backend holding everything that differs between them.
 
 The backend is chosen once, when this module is first imported:
 
@@ -16,8 +16,10 @@ adds the few NumPy-style spellings the API reference uses (``xp.empty``,
 ``xp.random.rand``, ``xp.random.randn``, ``xp.ndarray``). No attribute is ever
 set on the numpy, cupy or mlx modules.
 
-Every backend branch of core, nn and optim lives in this module; the rest of
-the library calls the helpers below.
+Every backend difference of core, nn and optim lives here, in
+:class:`NumpyBackend`, :class:`CupyBackend` (which extends it) and
+:class:`MLXBackend`; the module-level functions (``asarray``, ``to_numpy``,
+``add_at``, ``seed``...) are the active backend's methods.
 
 Allocator tuning (NumPy backend, Linux with glibc): every op allocates its
 result, and glibc's malloc hands freed multi-megabyte buffers straight back to
@@ -45,6 +47,10 @@ __all__ = [
     "BACKEND",
     "BACKENDS",
     "BackendUnavailableError",
+    "NumpyBackend",
+    "CupyBackend",
+    "MLXBackend",
+    "active",
     "xp",
     "lib",
     "ndarray",
@@ -88,11 +94,11 @@ _INSTALL = {
     "cupy": 'pip install "autograd-core[cuda12]" (or "autograd-core[cuda13]" for CUDA 13) once it is released on PyPI; '
     'before the release, the same packages directly: pip install "cupy-cuda12x>=13.3" (or "cupy-cuda13x>=13.6")',
 }
-
-
 _BFLOAT16_HINT = (
     'pip install "autograd-core[bfloat16]" once it is released on PyPI; before the release: pip install ml_dtypes'
 )
+_FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
+_FLOAT32 = np.dtype("float32")
 
 
 class BackendUnavailableError(ImportError):
@@ -102,6 +108,234 @@ class BackendUnavailableError(ImportError):
 def install_hint(backend: str) -> str:
     """The pip command that installs what ``backend`` needs."""
     return _INSTALL[backend]
+
+
+def _shape(shape: int | Iterable[int]) -> Tuple[int, ...]:
+    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+
+
+def _is_basic_index(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
+
+
+class NumpyBackend:
+    """NumPy: the default. bfloat16 through ``ml_dtypes``; half-precision products computed in float32."""
+
+    name = "numpy"
+    #: NumPy checks indices itself; MLX and CuPy do not (see :meth:`check_index`).
+    checks_bounds = True
+    #: Whether float64 exp/log/tanh are computed in float64 (MLX's CPU build evaluates them at float32 precision).
+    float64_transcendentals_exact = True
+
+    def __init__(self, module: Any) -> None:
+        self.lib = self.xp = module
+        self.ndarray: type = getattr(module, "ndarray", None) or module.array
+        self._rng = np.random.default_rng()
+        self._names: dict = {}
+        self._bfloat16: Any = None  # ml_dtypes' bfloat16 once this process has met it
+
+    # -- dtypes ---------------------------------------------------------------------------------------------
+
+    def dtype(self, spec: Any) -> Any:
+        if not isinstance(spec, str):
+            return np.dtype(spec)
+        if spec == "bfloat16":
+            return self._numpy_bfloat16()
+        try:
+            return np.dtype(spec)
+        except TypeError:
+            raise TypeError(f"dtype {spec!r} is not available on the {self.name} backend") from None
+
+    def _numpy_bfloat16(self) -> Any:
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise TypeError(
+                f"dtype 'bfloat16' is not available on the numpy backend without ml_dtypes: {_BFLOAT16_HINT}"
+            ) from None
+        self._bfloat16 = np.dtype(ml_dtypes.bfloat16)
+        return self._bfloat16
+
+    def dtype_name(self, dt: Any) -> str:
+        # Cached: NumPy computes ``dtype.name`` in Python, and the dispatcher asks for it on every call.
+        try:
+            return self._names[dt]
+        except (KeyError, TypeError):
+            pass
+        out = self._name_of(dt)
+        try:
+            self._names[dt] = out
+        except TypeError:
+            pass
+        return out
+
+    def _name_of(self, dt: Any) -> str:
+        return np.dtype(dt).name
+
+    def is_floating(self, dt: Any) -> bool:
+        dt = np.dtype(dt)
+        if dt.kind == "f":
+            return True
+        if dt.kind == "V" and dt.name == "bfloat16":  # ml_dtypes' bfloat16 is not an np.floating subtype
+            self._bfloat16 = dt
+            return True
+        return False
+
+    def is_low_precision(self, dt: Any) -> bool:
+        if isinstance(dt, np.dtype) and dt.itemsize != 2:
+            return False  # the common case, without a name lookup
+        return self.dtype_name(dt) in ("float16", "bfloat16")
+
+    def is_numeric(self, dt: Any) -> bool:
+        dt = np.dtype(dt)
+        return dt.kind in "biufc" or dt.name == "bfloat16"
+
+    def keep_bfloat16(self, out: Any, inputs: Sequence[Any]) -> Any:
+        bf16 = self._bfloat16
+        if bf16 is None or getattr(out, "dtype", None) is not _FLOAT32:
+            return out  # every op's fast path: no bfloat16 has been seen, or the result is not float32
+        found = False
+        for a in inputs:
+            dt = getattr(a, "dtype", None)
+            if dt is bf16:
+                found = True
+            elif dt is not None and dt.kind == "f":
+                return out  # a genuinely wider input: the promotion is NumPy's usual one
+        return out.astype(bf16) if found else out
+
+    # -- arrays ---------------------------------------------------------------------------------------------
+
+    def is_array(self, x: Any) -> bool:
+        return isinstance(x, self.ndarray)
+
+    def asarray(self, x: Any, dt: Any = None) -> Any:
+        return self.lib.asarray(x, dtype=None if dt is None else self.dtype(dt))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        out = np.asarray(x)
+        return out.astype(np.float32) if out.dtype.name == "bfloat16" else out
+
+    def materialize(self, *arrays: Any) -> None:
+        """Arrays are computed eagerly here: nothing to do."""
+
+    def copy(self, x: Any) -> Any:
+        return x.copy()
+
+    def contiguous(self, x: Any) -> Any:
+        return self.lib.ascontiguousarray(x)
+
+    def placeholder(self, shape: Sequence[int], dt: Any) -> Any:
+        return self.lib.broadcast_to(self.lib.zeros((), dtype=dt), tuple(shape))
+
+    def _strided(self) -> Any:
+        from numpy.lib.stride_tricks import as_strided
+
+        return as_strided
+
+    def as_strided(self, x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:
+        x = self.lib.ascontiguousarray(x)
+        return self._strided()(x, shape=tuple(shape), strides=tuple(s * x.itemsize for s in strides))
+
+    def add_at(self, target: Any, index: Any, values: Any) -> Any:
+        if _is_basic_index(index):
+            target[index] += values
+        else:
+            self._scatter_add(target, index, values)
+        return target
+
+    def _scatter_add(self, target: Any, index: Any, values: Any) -> None:
+        np.add.at(target, index, values)
+
+    def add_into(self, out: Any, x: Any) -> Any:
+        if self.lib.result_type(out, x) != out.dtype:
+            return out + x  # a wider x: the result needs its own (promoted) array
+        out += x
+        return out
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        out_dtype = np.result_type(a.dtype, b.dtype)
+        if self.is_low_precision(out_dtype):
+            # NumPy has no half-precision BLAS (its float16 and ml_dtypes' bfloat16 loops are scalar): multiply in
+            # float32, as half-precision matrix units accumulate, and round the result once.
+            return self.matmul(a.astype(np.float32), b.astype(np.float32)).astype(out_dtype)
+        if b.ndim > 2 and not b.flags.c_contiguous:
+            b = np.ascontiguousarray(b)
+        return a @ b
+
+    def check_index(self, shape: Sequence[int], index: Any) -> None:
+        """NumPy raises its own IndexError for an index out of bounds: nothing to check."""
+
+    # -- random numbers -------------------------------------------------------------------------------------
+
+    def seed(self, value: int) -> None:
+        self._rng = np.random.default_rng(int(value))
+
+    def uniform(self, low: float, high: float, shape: Any, dt: Any = "float32") -> Any:
+        return self._rng.uniform(low, high, _shape(shape)).astype(self.dtype(dt))
+
+    def normal(self, shape: Any, dt: Any = "float32", scale: float = 1.0) -> Any:
+        return (self._rng.standard_normal(_shape(shape)) * scale).astype(self.dtype(dt))
+
+    def random_seed(self) -> int:
+        return int(self._rng.integers(0, 2**31 - 1))
+
+    def bernoulli(self, keep_prob: float, shape: Any) -> Any:
+        return self._rng.random(_shape(shape)) < keep_prob
+
+
+class CupyBackend(NumpyBackend):
+    """CuPy on a CUDA device: no bfloat16; host copies through ``asnumpy``; indices checked before they wrap."""
+
+    name = "cupy"
+    checks_bounds = False
+
+    def dtype(self, spec: Any) -> Any:
+        if spec == "bfloat16":
+            raise TypeError("dtype 'bfloat16' is not available on the cupy backend (CuPy has no bfloat16); use float16")
+        return super().dtype(spec)
+
+    def asarray(self, x: Any, dt: Any = None) -> Any:
+        dt = None if dt is None else self.dtype(dt)
+        if not isinstance(x, self.ndarray):
+            return self.lib.asarray(np.asarray(x), dtype=dt)
+        return self.lib.asarray(x, dtype=dt)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, self.ndarray):
+            return self.lib.asnumpy(x)
+        return super().to_numpy(x)
+
+    def _strided(self) -> Any:
+        from cupy.lib.stride_tricks import as_strided
+
+        return as_strided
+
+    def _scatter_add(self, target: Any, index: Any, values: Any) -> None:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        return a @ b  # cuBLAS has half precision and takes strided batches
+
+    def check_index(self, shape: Sequence[int], index: Any) -> None:
+        _check_index(self, shape, index)
+
+    def seed(self, value: int) -> None:
+        self.lib.random.seed(int(value))
+
+    def uniform(self, low: float, high: float, shape: Any, dt: Any = "float32") -> Any:
+        return self.lib.random.uniform(low, high, _shape(shape)).astype(self.dtype(dt))
+
+    def normal(self, shape: Any, dt: Any = "float32", scale: float = 1.0) -> Any:
+        return (self.lib.random.standard_normal(_shape(shape)) * scale).astype(self.dtype(dt))
+
+    def random_seed(self) -> int:
+        return int(self.lib.random.randint(0, 2**31 - 1))
+
+    def bernoulli(self, keep_prob: float, shape: Any) -> Any:
+        return self.lib.random.random_sample(_shape(shape)) < keep_prob
 
 
 class _MLXRandom:
@@ -142,18 +376,171 @@ class _MLXNamespace(types.SimpleNamespace):
         return "<autograd.backend.xp: mlx.core>"
 
 
-def _load(backend: str) -> tuple[Any, Any]:
-    """Import ``backend``; return (module, xp). Raises ImportError/RuntimeError."""
+class MLXBackend(NumpyBackend):
+    """MLX: lazy, immutable arrays (updates return new arrays); float64 only on the CPU; no index checks of its own.
+
+    It reuses NumPy's spellings where ``mlx.core`` has the same ones and overrides everything else.
+    """
+
+    name = "mlx"
+    checks_bounds = False
+    float64_transcendentals_exact = False
+
+    def __init__(self, module: Any) -> None:
+        super().__init__(module)
+        self.xp = _MLXNamespace(module)
+        self.ndarray = module.array
+
+    def dtype(self, spec: Any) -> Any:
+        if not isinstance(spec, str):
+            if isinstance(spec, self.lib.Dtype):
+                return spec
+            spec = np.dtype(spec).name
+        found = getattr(self.lib, "bool_" if spec == "bool" else spec, None)
+        if isinstance(found, self.lib.Dtype):
+            return found
+        raise TypeError(f"dtype {spec!r} is not available on the mlx backend")
+
+    def _name_of(self, dt: Any) -> str:
+        return str(dt).rsplit(".", 1)[-1]
+
+    def is_floating(self, dt: Any) -> bool:
+        return self.lib.issubdtype(dt, self.lib.floating)
+
+    def is_low_precision(self, dt: Any) -> bool:
+        return self.dtype_name(dt) in ("float16", "bfloat16")
+
+    def is_numeric(self, dt: Any) -> bool:
+        return True
+
+    def keep_bfloat16(self, out: Any, inputs: Sequence[Any]) -> Any:
+        return out  # MLX keeps bfloat16 through Python scalars itself
+
+    def asarray(self, x: Any, dt: Any = None) -> Any:
+        mx = self.lib
+        dt = None if dt is None else self.dtype(dt)
+        if isinstance(x, mx.array):
+            return x if dt is None or x.dtype == dt else x.astype(dt)
+        if dt is None and isinstance(x, (np.ndarray, np.generic)):
+            x = np.asarray(x)  # keep NumPy's dtype: MLX would narrow float64 to float32
+            dt = self.dtype(x.dtype.name) if x.dtype.kind != "b" else mx.bool_
+        return mx.array(x, dtype=dt) if dt is not None else mx.array(x)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if isinstance(x, self.lib.array) and x.dtype == self.lib.bfloat16:
+            x = x.astype(self.lib.float32)
+        return super().to_numpy(x)
+
+    def materialize(self, *arrays: Any) -> None:
+        self.lib.eval(*[a for a in arrays if isinstance(a, self.lib.array)])
+
+    def copy(self, x: Any) -> Any:
+        return self.lib.array(x)  # immutable values: a new handle is an independent copy
+
+    def contiguous(self, x: Any) -> Any:
+        return x  # MLX manages layout itself
+
+    def as_strided(self, x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:
+        return self.lib.as_strided(x, tuple(shape), tuple(strides))
+
+    def add_at(self, target: Any, index: Any, values: Any) -> Any:
+        return target.at[index].add(values)
+
+    def add_into(self, out: Any, x: Any) -> Any:
+        return out + x  # immutable arrays
+
+    def matmul(self, a: Any, b: Any) -> Any:
+        if not (self.is_floating(a.dtype) or self.is_floating(b.dtype)):
+            return self.asarray(np.matmul(self.to_numpy(a), self.to_numpy(b)))  # MLX multiplies floats only
+        return a @ b
+
+    def check_index(self, shape: Sequence[int], index: Any) -> None:
+        _check_index(self, shape, index)
+
+    def seed(self, value: int) -> None:
+        self.lib.random.seed(int(value))
+
+    def uniform(self, low: float, high: float, shape: Any, dt: Any = "float32") -> Any:
+        return self.lib.random.uniform(low, high, _shape(shape), dtype=self.lib.float32).astype(self.dtype(dt))
+
+    def normal(self, shape: Any, dt: Any = "float32", scale: float = 1.0) -> Any:
+        return (self.lib.random.normal(_shape(shape), dtype=self.lib.float32) * scale).astype(self.dtype(dt))
+
+    def random_seed(self) -> int:
+        return int(self.lib.random.randint(0, 2**31 - 1, ()).item())
+
+    def bernoulli(self, keep_prob: float, shape: Any) -> Any:
+        return self.lib.random.bernoulli(keep_prob, _shape(shape))
+
+
+def _check_index(be: NumpyBackend, shape: Sequence[int], index: Any) -> None:
+    """NumPy's bounds rules, for backends that do not check (MLX reads other memory, CuPy wraps around)."""
+    shape = tuple(int(s) for s in shape)
+    items = index if isinstance(index, tuple) else (index,)
+
+    def width(item: Any) -> int:
+        if item is None or item is Ellipsis or isinstance(item, (bool, np.bool_)):
+            return 0
+        if hasattr(item, "dtype") and hasattr(item, "ndim") and be.dtype_name(item.dtype) == "bool":
+            return max(item.ndim, 1)
+        return 1
+
+    used = sum(width(i) for i in items)
+    if used > len(shape):
+        raise IndexError(f"too many indices for a tensor of shape {shape}: {used} axes indexed")
+    if sum(1 for i in items if i is Ellipsis) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    axis = 0
+    for item in items:
+        if item is Ellipsis:
+            axis += len(shape) - used
+            continue
+        step = width(item)
+        if step == 0 or isinstance(item, slice):
+            axis += step
+            continue
+        if isinstance(item, (int, np.integer)):
+            n = shape[axis]
+            if not -n <= int(item) < n:
+                raise IndexError(f"index {int(item)} is out of bounds for axis {axis} with size {n}")
+        elif hasattr(item, "dtype"):
+            kind = be.dtype_name(item.dtype)
+            if kind == "bool":
+                want = shape[axis : axis + step]
+                if tuple(item.shape) != want:
+                    raise IndexError(
+                        f"boolean index of shape {tuple(item.shape)} does not match the indexed axes {want} "
+                        f"of a tensor of shape {shape}"
+                    )
+            elif "int" in kind:
+                n = shape[axis]
+                if item.size:
+                    host = be.to_numpy(item)
+                    lo, hi = int(host.min()), int(host.max())
+                    if lo < -n or hi >= n:
+                        raise IndexError(
+                            f"index {lo if lo < -n else hi} is out of bounds for axis {axis} with size {n}"
+                        )
+            else:
+                raise IndexError(f"arrays used as indices must be of integer or bool dtype, got {kind}")
+        axis += step
+
+
+# --- selection ---------------------------------------------------------------------------------------------------
+
+_CLASSES = {"numpy": NumpyBackend, "mlx": MLXBackend, "cupy": CupyBackend}
+
+
+def _load(backend: str) -> Any:
+    """Import ``backend``'s module. Raises ImportError/RuntimeError."""
     if backend == "numpy":
-        return np, np
+        return np
     if backend == "mlx":
-        mx = importlib.import_module("mlx.core")
-        return mx, _MLXNamespace(mx)
+        return importlib.import_module("mlx.core")
     cp = importlib.import_module("cupy")
-    count = cp.cuda.runtime.getDeviceCount()
-    if count < 1:
+    if cp.cuda.runtime.getDeviceCount() < 1:
         raise RuntimeError("CuPy is installed but sees no CUDA device")
-    return cp, cp
+    return cp
 
 
 def _autodetect() -> str:
@@ -172,24 +559,22 @@ def _autodetect() -> str:
     return "numpy"
 
 
-def _select() -> tuple[str, Any, Any]:
+def _select() -> Tuple[str, Any]:
     requested = os.environ.get("AUTOGRAD_BACKEND", "").strip().lower()
     if not requested:
         chosen = _autodetect()
-        mod, ns = _load(chosen)
-        return chosen, mod, ns
+        return chosen, _load(chosen)
     if requested not in BACKENDS:
         raise ValueError(
             f"AUTOGRAD_BACKEND={requested!r} is not a known backend; valid backends are: " + ", ".join(BACKENDS)
         )
     try:
-        mod, ns = _load(requested)
+        return requested, _load(requested)
     except Exception as exc:  # noqa: BLE001 - re-raised with context below
         raise BackendUnavailableError(
             f"AUTOGRAD_BACKEND={requested!r} was requested but the {requested} backend cannot "
             f"be loaded: {type(exc).__name__}: {exc}. Install it with: {install_hint(requested)}"
         ) from exc
-    return requested, mod, ns
 
 
 def _tune_allocator() -> bool:
@@ -207,19 +592,19 @@ def _tune_allocator() -> bool:
     return bool(ok)
 
 
-BACKEND, _mod, xp = _select()
+BACKEND, _module = _select()
+#: The active backend: an instance of :class:`NumpyBackend`, :class:`CupyBackend` or :class:`MLXBackend`.
+active: NumpyBackend = _CLASSES[BACKEND](_module)
 #: Whether the glibc allocator tuning of the module docstring is in effect.
 ALLOCATOR_TUNED: bool = _tune_allocator() if BACKEND == "numpy" else False
-#: The raw array module (numpy, cupy or mlx.core), for library-internal calls
-#: whose spelling is the same on every backend.
-lib: Any = _mod
-ndarray: type = _mod.array if BACKEND == "mlx" else _mod.ndarray
-
-_FLOAT_NAMES = ("float16", "bfloat16", "float32", "float64")
-
-#: MLX's CPU float64 evaluates exp/log/tanh... at float32 precision, so
-#: finite differences there need a larger step (see autograd.testing.gradcheck).
-FLOAT64_TRANSCENDENTALS_EXACT: bool = BACKEND != "mlx"
+#: The array namespace of the API reference (see the module docstring).
+xp: Any = active.xp
+#: The raw array module (numpy, cupy or mlx.core), for library-internal calls spelled the same on every backend.
+lib: Any = active.lib
+ndarray: type = active.ndarray
+#: MLX's CPU float64 evaluates exp/log/tanh... at float32 precision, so finite differences there need a larger
+#: step (see autograd.testing.gradcheck).
+FLOAT64_TRANSCENDENTALS_EXACT: bool = active.float64_transcendentals_exact
 
 
 def name() -> str:
@@ -227,71 +612,57 @@ def name() -> str:
     return BACKEND
 
 
-def is_array(x: Any) -> bool:
-    """True when ``x`` is an array of the active backend."""
-    return isinstance(x, ndarray)
+# The helpers of the rest of the library: the active backend's methods under their module-level names.
+#: The backend dtype for a name (``"float32"``, ``"bfloat16"``...) or a dtype; ``TypeError`` if the backend has none.
+dtype = active.dtype
+#: The plain name of a dtype: ``"float32"``, ``"bfloat16"``, ``"int64"``...
+dtype_name = active.dtype_name
+#: True for floating-point dtypes (bfloat16 included).
+is_floating = active.is_floating
+#: True for float16 and bfloat16.
+is_low_precision = active.is_low_precision
+#: True for bool, integer, floating and complex dtypes (not strings or objects).
+is_numeric = active.is_numeric
+#: ``out`` rounded back to bfloat16 when NumPy promoted bfloat16 inputs to float32 through a Python scalar
+#: (ml_dtypes' bfloat16 does not keep its dtype against a Python float); other backends and dtypes unchanged.
+keep_bfloat16 = active.keep_bfloat16
+#: True when ``x`` is an array of the active backend.
+is_array = active.is_array
+#: ``x`` as a backend array, keeping its dtype unless ``dt`` is given (NumPy arrays keep theirs on every backend).
+asarray = active.asarray
+#: A host NumPy copy (or view) of a backend array; bfloat16 comes back as float32.
+to_numpy = active.to_numpy
+#: Force evaluation of lazy arrays (MLX); a no-op elsewhere.
+materialize = active.materialize
+#: An independent copy of ``x``.
+copy = active.copy
+#: ``x`` laid out in C order (a copy only when it is not).
+contiguous = active.contiguous
+#: A read-only array of ``shape`` and dtype that holds no memory (zero strides), for nodes that keep only shapes.
+placeholder = active.placeholder
+#: A strided view of ``x`` with ``strides`` counted in elements of its C-order layout.
+as_strided = active.as_strided
+#: ``target[index] += values`` with repeated indices accumulated; always use the returned array (MLX's is new).
+add_at = active.add_at
+#: ``out + x``, written into ``out`` where arrays are mutable (``out`` must be a fresh array nobody else holds).
+add_into = active.add_into
+#: ``a @ b``: half precision through float32 on NumPy, exact for integers on MLX.
+matmul = active.matmul
+#: Raise ``IndexError`` for an index that does not fit ``shape``, before it reaches a backend that does not check.
+check_index = active.check_index
+#: Seed the backend's random generator (each backend has its own: the same seed reproduces runs on that backend).
+seed = active.seed
+#: Samples from U[low, high) with the given shape and dtype.
+uniform = active.uniform
+#: Samples from N(0, scale**2) with the given shape and dtype.
+normal = active.normal
+#: A fresh 31-bit seed drawn from the backend's (seeded) generator.
+random_seed = active.random_seed
+#: A boolean array, True with probability ``keep_prob``.
+bernoulli = active.bernoulli
 
 
-def dtype(spec: Any) -> Any:
-    """The backend dtype for a name (``"float32"``, ``"bfloat16"``...) or a dtype.
-
-    Raises:
-        TypeError: the backend has no such dtype (e.g. ``bfloat16`` on NumPy).
-    """
-    if not isinstance(spec, str):
-        if BACKEND == "mlx":
-            if isinstance(spec, _mod.Dtype):
-                return spec
-            spec = np.dtype(spec).name
-        else:
-            return np.dtype(spec)
-    if BACKEND == "mlx":
-        found = getattr(_mod, "bool_" if spec == "bool" else spec, None)
-        if isinstance(found, _mod.Dtype):
-            return found
-    elif spec == "bfloat16":
-        return _numpy_bfloat16()
-    else:
-        try:
-            return np.dtype(spec)
-        except TypeError:
-            pass
-    raise TypeError(f"dtype {spec!r} is not available on the {BACKEND} backend")
-
-
-def _numpy_bfloat16() -> Any:
-    """NumPy's bfloat16 comes from ml_dtypes (the ``bfloat16`` extra); CuPy has none."""
-    if BACKEND == "cupy":
-        raise TypeError("dtype 'bfloat16' is not available on the cupy backend (CuPy has no bfloat16); use float16")
-    try:
-        import ml_dtypes
-    except ImportError:
-        raise TypeError(
-            f"dtype 'bfloat16' is not available on the numpy backend without ml_dtypes: {_BFLOAT16_HINT}"
-        ) from None
-    _saw_bfloat16(ml_dtypes.bfloat16)
-    return np.dtype(ml_dtypes.bfloat16)
-
-
-_NAMES: dict = {}
-
-
-def dtype_name(dt: Any) -> str:
-    """The plain name of a dtype: ``"float32"``, ``"bfloat16"``, ``"int64"``..."""
-    # Cached: NumPy computes ``dtype.name`` in Python, and the dispatcher asks for it on every call.
-    try:
-        return _NAMES[dt]
-    except (KeyError, TypeError):
-        pass
-    name = str(dt).rsplit(".", 1)[-1] if BACKEND == "mlx" else np.dtype(dt).name
-    try:
-        _NAMES[dt] = name
-    except TypeError:
-        pass
-    return name
-
-
-def float_dtypes() -> tuple[Any, ...]:
+def float_dtypes() -> Tuple[Any, ...]:
     """The floating dtypes this backend has, narrowest first."""
     out = []
     for n in _FLOAT_NAMES:
@@ -302,69 +673,9 @@ def float_dtypes() -> tuple[Any, ...]:
     return tuple(out)
 
 
-def is_floating(dt: Any) -> bool:
-    """True for floating-point dtypes (bfloat16 included)."""
-    if BACKEND == "mlx":
-        return _mod.issubdtype(dt, _mod.floating)
-    dt = np.dtype(dt)
-    if dt.kind == "f":
-        return True
-    if dt.kind == "V" and dt.name == "bfloat16":  # ml_dtypes' bfloat16 is not an np.floating subtype
-        _saw_bfloat16(dt)
-        return True
-    return False
-
-
-def is_low_precision(dt: Any) -> bool:
-    """True for float16 and bfloat16."""
-    if BACKEND != "mlx" and isinstance(dt, np.dtype) and dt.itemsize != 2:
-        return False  # the common case, without a name lookup
-    return dtype_name(dt) in ("float16", "bfloat16")
-
-
-def keep_bfloat16(out: Any, inputs: Sequence[Any]) -> Any:
-    """``out`` rounded back to bfloat16 when NumPy promoted bfloat16 inputs to float32 through a Python scalar.
-
-    ml_dtypes' bfloat16 does not follow NumPy's rule that a Python scalar
-    keeps an array's dtype (``bf16_array * 0.5`` is float32), so on the NumPy
-    backend an op whose floating inputs are all bfloat16 and whose result came
-    out float32 is rounded back, as on MLX. Every other backend and dtype is
-    returned as is.
-    """
-    bf16 = _NUMPY_BFLOAT16[0]
-    if bf16 is None or getattr(out, "dtype", None) is not _FLOAT32:
-        return out  # every op's fast path: no bfloat16 has been seen, or the result is not float32
-    found = False
-    for a in inputs:
-        dt = getattr(a, "dtype", None)
-        if dt is bf16:
-            found = True
-        elif dt is not None and dt.kind == "f":
-            return out  # a genuinely wider input: the promotion is NumPy's usual one
-    return out.astype(bf16) if found else out
-
-
-_FLOAT32 = np.dtype("float32")
-#: ml_dtypes' bfloat16 dtype once this process has met it (the NumPy backend only).
-_NUMPY_BFLOAT16: list = [None]
-
-
-def _saw_bfloat16(dt: Any) -> None:
-    if BACKEND == "numpy":
-        _NUMPY_BFLOAT16[0] = np.dtype(dt)
-
-
 def widen(x: Any) -> Any:
     """``x`` as float32 when it is float16 or bfloat16, else ``x`` itself (where arithmetic must run in float32)."""
     return x.astype(dtype("float32")) if is_low_precision(x.dtype) else x
-
-
-def is_numeric(dt: Any) -> bool:
-    """True for bool, integer, floating and complex dtypes (not strings or objects)."""
-    if BACKEND == "mlx":
-        return True
-    dt = np.dtype(dt)
-    return dt.kind in "biufc" or dt.name == "bfloat16"
 
 
 def _kind(dt: Any) -> str:
@@ -401,271 +712,10 @@ def cast_exact(x: Any, dt: Any) -> Any:
         back = out.astype(x.dtype)
     same = back == x
     if _kind(dt) == "float":
-        same = same | (_mod.isnan(back) & _mod.isnan(x))
-    if not bool(_mod.all(same)):
-        host_same = np.asarray(to_numpy(same)).reshape(-1)
-        i = int(np.argmin(host_same))
+        same = same | (lib.isnan(back) & lib.isnan(x))
+    if not bool(lib.all(same)):
+        i = int(np.argmin(np.asarray(to_numpy(same)).reshape(-1)))
         before = np.asarray(to_numpy(x)).reshape(-1)[i].item()
         after = np.asarray(to_numpy(out)).reshape(-1)[i].item()
         raise TypeError(f"{src} -> {dst} changes values (element {i}: {before!r} becomes {after!r})")
     return out
-
-
-def asarray(x: Any, dt: Any = None) -> Any:
-    """Convert ``x`` to a backend array, keeping its dtype unless ``dt`` is given.
-
-    NumPy arrays keep their dtype on every backend (MLX would otherwise narrow
-    float64 to float32).
-    """
-    if dt is not None:
-        dt = dtype(dt)
-    if BACKEND == "mlx":
-        if isinstance(x, _mod.array):
-            return x if dt is None or x.dtype == dt else x.astype(dt)
-        if dt is None and isinstance(x, (np.ndarray, np.generic)):
-            x = np.asarray(x)
-            dt = dtype(x.dtype.name) if x.dtype.kind != "b" else _mod.bool_
-        return _mod.array(x, dtype=dt) if dt is not None else _mod.array(x)
-    if BACKEND == "cupy" and not isinstance(x, _mod.ndarray):
-        return _mod.asarray(np.asarray(x), dtype=dt)
-    return _mod.asarray(x, dtype=dt)
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    """Copy (or view) a backend array as a host NumPy array.
-
-    bfloat16 (which NumPy lacks) comes back as float32.
-    """
-    if BACKEND == "cupy" and isinstance(x, _mod.ndarray):
-        return _mod.asnumpy(x)
-    if BACKEND == "mlx" and isinstance(x, _mod.array) and x.dtype == _mod.bfloat16:
-        x = x.astype(_mod.float32)
-    out = np.asarray(x)
-    return out.astype(np.float32) if out.dtype.name == "bfloat16" else out
-
-
-def materialize(*arrays: Any) -> None:
-    """Force evaluation of lazy arrays (MLX); a no-op elsewhere."""
-    if BACKEND == "mlx":
-        _mod.eval(*[a for a in arrays if isinstance(a, _mod.array)])
-
-
-def copy(x: Any) -> Any:
-    """An independent copy of ``x`` (MLX arrays are immutable values, so no copy)."""
-    if BACKEND == "mlx":
-        return _mod.array(x)
-    return x.copy()
-
-
-def placeholder(shape: Sequence[int], dt: Any) -> Any:
-    """A read-only array of ``shape`` and dtype ``dt`` that holds no memory of its own (zero strides).
-
-    Graph nodes that only need the shape and dtype of an old value keep one of
-    these instead of the value itself.
-    """
-    return _mod.broadcast_to(_mod.zeros((), dtype=dt), tuple(shape))  # MLX: lazy, never evaluated
-
-
-def _host_int_range(arr: Any) -> Tuple[int, int]:
-    host = to_numpy(arr)
-    return int(host.min()), int(host.max())
-
-
-def check_index(shape: Sequence[int], index: Any) -> None:
-    """Raise ``IndexError`` for an index that does not fit ``shape``, before it reaches the backend.
-
-    NumPy checks bounds itself, so this is a no-op there. MLX does not check
-    (an out-of-range index reads or writes other memory, or crashes the
-    process) and CuPy wraps out-of-range indices around, so on those backends
-    every integer, integer array and bool mask in ``index`` is checked against
-    the axis it indexes, with NumPy's rules (negative integers count from the
-    end). Slices, ``None`` and ``...`` are always in range.
-    """
-    if BACKEND == "numpy":
-        return
-    shape = tuple(int(s) for s in shape)
-    items = index if isinstance(index, tuple) else (index,)
-
-    def width(item: Any) -> int:
-        if item is None or item is Ellipsis or isinstance(item, (bool, np.bool_)):
-            return 0
-        if hasattr(item, "dtype") and hasattr(item, "ndim") and dtype_name(item.dtype) == "bool":
-            return max(item.ndim, 1)
-        return 1
-
-    used = sum(width(i) for i in items)
-    if used > len(shape):
-        raise IndexError(f"too many indices for a tensor of shape {shape}: {used} axes indexed")
-    if sum(1 for i in items if i is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    axis = 0
-    for item in items:
-        if item is Ellipsis:
-            axis += len(shape) - used
-            continue
-        step = width(item)
-        if step == 0 or isinstance(item, slice):
-            axis += step
-            continue
-        if isinstance(item, (int, np.integer)):
-            n = shape[axis]
-            if not -n <= int(item) < n:
-                raise IndexError(f"index {int(item)} is out of bounds for axis {axis} with size {n}")
-        elif hasattr(item, "dtype"):
-            name = dtype_name(item.dtype)
-            if name == "bool":
-                want = shape[axis : axis + step]
-                if tuple(item.shape) != want:
-                    raise IndexError(
-                        f"boolean index of shape {tuple(item.shape)} does not match the indexed axes {want} "
-                        f"of a tensor of shape {shape}"
-                    )
-            elif "int" in name:
-                n = shape[axis]
-                if item.size:
-                    lo, hi = _host_int_range(item)
-                    if lo < -n or hi >= n:
-                        bad = lo if lo < -n else hi
-                        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
-            else:
-                raise IndexError(f"arrays used as indices must be of integer or bool dtype, got {name}")
-        axis += step
-
-
-def _is_basic_index(index: Any) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) for i in items)
-
-
-def add_at(target: Any, index: Any, values: Any) -> Any:
-    """``target[index] += values`` with repeated indices accumulated.
-
-    Returns the updated array: NumPy and CuPy update ``target`` in place, MLX
-    returns a new array, so always use the return value.
-    """
-    if BACKEND == "mlx":
-        return target.at[index].add(values)
-    if _is_basic_index(index):
-        target[index] += values
-    elif BACKEND == "cupy":
-        import cupyx
-
-        cupyx.scatter_add(target, index, values)
-    else:
-        np.add.at(target, index, values)
-    return target
-
-
-def matmul(a: Any, b: Any) -> Any:
-    """``a @ b``; exact for integer arrays on MLX too (MLX's matmul takes floats only).
-
-    On NumPy a strided batched second operand (such as the transposed view in ``q @ k^T``) is copied to C order
-    first: NumPy's batched matmul is about 2x slower on it, and the copy costs a tenth of that.
-    """
-    if BACKEND == "mlx":
-        if not (is_floating(a.dtype) or is_floating(b.dtype)):
-            return asarray(np.matmul(to_numpy(a), to_numpy(b)))
-        return a @ b
-    if BACKEND == "numpy":
-        out_dtype = np.result_type(a.dtype, b.dtype)
-        if is_low_precision(out_dtype):
-            # NumPy has no half-precision BLAS (its float16 and ml_dtypes' bfloat16 loops are scalar): multiply in
-            # float32, as half-precision matrix units accumulate, and round the result once.
-            return matmul(a.astype(np.float32), b.astype(np.float32)).astype(out_dtype)
-        if b.ndim > 2 and not b.flags.c_contiguous:
-            b = np.ascontiguousarray(b)
-    return a @ b
-
-
-def add_into(out: Any, x: Any) -> Any:
-    """``out + x``, written into ``out`` where arrays are mutable (``out`` must be a fresh array nobody else holds).
-
-    Returns the result: NumPy and CuPy add in place, MLX (immutable arrays) returns a new array.
-    """
-    if BACKEND == "mlx" or _mod.result_type(out, x) != out.dtype:
-        return out + x  # immutable arrays, or a wider x: the result needs its own (promoted) array
-    out += x
-    return out
-
-
-def contiguous(x: Any) -> Any:
-    """``x`` laid out in C order (a copy only when it is not); MLX manages layout itself."""
-    if BACKEND == "mlx":
-        return x
-    return _mod.ascontiguousarray(x)
-
-
-def as_strided(x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:
-    """A strided view of ``x`` with ``strides`` counted in elements of its C-order layout."""
-    if BACKEND == "mlx":
-        return _mod.as_strided(x, tuple(shape), tuple(strides))
-    x = _mod.ascontiguousarray(x)
-    item = x.itemsize
-    if BACKEND == "cupy":
-        from cupy.lib.stride_tricks import as_strided as _as_strided
-    else:
-        from numpy.lib.stride_tricks import as_strided as _as_strided
-    return _as_strided(x, shape=tuple(shape), strides=tuple(s * item for s in strides))
-
-
-# --- random numbers --------------------------------------------------------
-
-_rng = np.random.default_rng()
-
-
-def seed(value: int) -> None:
-    """Seed the backend's random generator so runs are reproducible.
-
-    Each backend has its own generator, so the same seed reproduces the same
-    numbers on the same backend (not across backends).
-    """
-    global _rng
-    if BACKEND == "mlx":
-        _mod.random.seed(int(value))
-    elif BACKEND == "cupy":
-        _mod.random.seed(int(value))
-    else:
-        _rng = np.random.default_rng(int(value))
-
-
-def _shape(shape: int | Iterable[int]) -> tuple[int, ...]:
-    return (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
-
-
-def uniform(low: float, high: float, shape: int | Iterable[int], dt: Any = "float32") -> Any:
-    """Samples from U[low, high) with the given shape and dtype."""
-    shape, dt = _shape(shape), dtype(dt)
-    if BACKEND == "mlx":
-        return _mod.random.uniform(low, high, shape, dtype=_mod.float32).astype(dt)
-    if BACKEND == "cupy":
-        return _mod.random.uniform(low, high, shape).astype(dt)
-    return _rng.uniform(low, high, shape).astype(dt)
-
-
-def normal(shape: int | Iterable[int], dt: Any = "float32", scale: float = 1.0) -> Any:
-    """Samples from N(0, scale**2) with the given shape and dtype."""
-    shape, dt = _shape(shape), dtype(dt)
-    if BACKEND == "mlx":
-        return (_mod.random.normal(shape, dtype=_mod.float32) * scale).astype(dt)
-    if BACKEND == "cupy":
-        return (_mod.random.standard_normal(shape) * scale).astype(dt)
-    return (_rng.standard_normal(shape) * scale).astype(dt)
-
-
-def random_seed() -> int:
-    """A fresh 31-bit seed drawn from the backend's (seeded) generator."""
-    if BACKEND == "mlx":
-        return int(_mod.random.randint(0, 2**31 - 1, ()).item())
-    if BACKEND == "cupy":
-        return int(_mod.random.randint(0, 2**31 - 1))
-    return int(_rng.integers(0, 2**31 - 1))
-
-
-def bernoulli(keep_prob: float, shape: int | Iterable[int]) -> Any:
-    """A boolean array, True with probability ``keep_prob``."""
-    shape = _shape(shape)
-    if BACKEND == "mlx":
-        return _mod.random.bernoulli(keep_prob, shape)
-    if BACKEND == "cupy":
-        return _mod.random.random_sample(shape) < keep_prob
-    return _rng.random(shape) < keep_prob
