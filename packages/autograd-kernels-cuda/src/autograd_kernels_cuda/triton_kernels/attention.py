@@ -171,7 +171,9 @@ def attention_fwd_kernel(
         acc = _dot(p.to(v.dtype), v, acc * alpha[:, None], PREC, DOT_F32)
         m_i = m_new
     seen = l_i > 0
-    out = acc / tl.where(seen, l_i, 1.0)[:, None]
+    if CAUSAL:
+        seen = seen & (rows + (Tk - Tq) >= 0)  # rows before the diagonal starts see no key: 0 out
+    out = tl.where(seen[:, None], acc / tl.where(seen, l_i, 1.0)[:, None], 0.0)
     o_base = o_ptr + bh.to(tl.int64) * Tq * DV
     tl.store(
         o_base + rows[:, None] * DV + dv[None, :],
