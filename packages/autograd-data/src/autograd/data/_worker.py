@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from autograd.data._random import global_rng_scope, mix, seed_globals
+from autograd.data.dataset import ArrayDataset, TokenDataset
 
 __all__ = ["WorkerInfo", "get_worker_info"]
 
@@ -139,6 +140,9 @@ class Fetcher:
         self.batched = batch_size is not None
         self.collate = collate_fn or (default_collate if self.batched else default_convert)
         self.fast = collate_fn is None and self.batched and callable(getattr(dataset, "get_batch", None))
+        # The library's own get_batch methods draw no random numbers: seeding around them would only cost time
+        # (about 60 us a batch, mostly saving and restoring NumPy's generator state in the main process).
+        self.rng_free = self.fast and getattr(type(dataset), "get_batch", None) in _RNG_FREE
         self.many = self.batched and callable(getattr(dataset, "__getitems__", None))
         self.batch_size = batch_size
         self.drop_last = drop_last
@@ -179,6 +183,13 @@ class Fetcher:
     def map_batch(self, seed: int, epoch: int, b: int, indices: Any) -> Any:
         """Batch ``b`` of ``epoch`` from ``indices`` (one index when batching is off)."""
         where = {"batch": b, "epoch": epoch}
+        if self.rng_free:
+            try:
+                return self.dataset.get_batch(indices)
+            except BaseException as exc:
+                self._samples(indices, where)  # find the sample that fails on its own, so the error can name it
+                _note_where(exc, {**where, "stage": "get_batch", "indices": _short(indices)})
+                raise
         with global_rng_scope(mix(seed, epoch, b), self.restore_rng):
             if not self.batched:
                 try:
@@ -226,6 +237,9 @@ class Fetcher:
             except BaseException as exc:
                 _note_where(exc, {**where, "stage": "collate", "indices": f"{len(samples)} streamed samples"})
                 raise
+
+
+_RNG_FREE = (ArrayDataset.get_batch, TokenDataset.get_batch)
 
 
 def _index_list(indices: Any) -> List[Any]:
