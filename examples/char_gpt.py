@@ -3,9 +3,11 @@
 Embedding + learned positions, pre-LN decoder blocks (causal MultiHeadAttention,
 GELU MLP), cross entropy with label smoothing, AdamW with warmup + cosine decay.
 Prints train/validation loss against the unigram baseline, then samples text
-(temperature, top-k) from a prompt. ``--checkpoint DIR`` saves the model and
-optimizer state; ``--resume DIR`` continues exactly where that run stopped
-(the batches and dropout of step ``s`` depend only on the seed and ``s``).
+(temperature, top-k) from a prompt. The training batches are random windows of a
+``TokenDataset`` over the character ids, read by a ``DataLoader`` (autograd-data).
+``--checkpoint DIR`` saves the model, the optimizer state and the loader's state;
+``--resume DIR`` continues exactly where that run stopped: the loader yields the
+very next batch, and the dropout of step ``s`` depends only on the seed and ``s``.
 
 The progress bar shows the loss of the latest training batch, computed with
 dropout and label smoothing; the "train loss" and "val loss" lines average
@@ -14,8 +16,9 @@ smoothing, so they are lower than the bar's.
 
     uv run --only-group examples python examples/char_gpt.py [--steps 600] [--backend mlx]
 
-``--distributed`` trains data-parallel under ``mpiexec -n N`` (autograd-distributed): each rank draws its own
-``--batch-size`` batch per step (from the seed, the step and its rank), and only rank 0 prints and checkpoints.
+``--distributed`` trains data-parallel under ``mpiexec -n N`` (autograd-distributed): each rank reads its own
+``--batch-size`` windows per step (its ``DistributedSampler`` shard of the windows), and only rank 0 prints and
+checkpoints.
 ``--precision bfloat16`` (or ``float16``) trains in mixed precision (see docs/precision.rst); a checkpoint
 remembers its precision.
 """
@@ -96,6 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from autograd import backend, nn
     from autograd import functional as F
+    from autograd.data import DataLoader, DistributedSampler, TokenDataset
     from autograd.optim import Adam, CosineScheduler, LossScaler
     from autograd.tensor import Tensor, no_grad
 
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
     text = load_text()
     chars = sorted(set(text))
     stoi = {c: i for i, c in enumerate(chars)}
-    data = np.array([stoi[c] for c in text], dtype=np.int32)
+    data = np.array([stoi[c] for c in text], dtype=np.uint16)  # a token file's dtype (the vocabulary is small)
     split = int(0.9 * len(data))
     train, val = data[:split], data[split:]
     vocab = len(chars)
@@ -160,11 +164,20 @@ def main(argv: list[str] | None = None) -> dict:
                 x = block(x)
             return self.head(self.ln(x))
 
-    def batch(source: np.ndarray, rng: np.random.Generator, size: int):
-        starts = rng.integers(0, len(source) - args.block - 1, size=size)
-        x = np.stack([source[s : s + args.block] for s in starts])
-        y = np.stack([source[s + 1 : s + args.block + 1] for s in starts])
-        return backend.asarray(x), y
+    def windows(source: np.ndarray, count: int, seed: int) -> TokenDataset:
+        """``count`` random (block,) windows of ``source`` and their next-character targets, int32."""
+        return TokenDataset(source, args.block, random=True, num_samples=count, seed=seed, out_dtype=np.int32)
+
+    # Training: one epoch of `steps` batches per rank, each a fresh draw of random windows; the loader's state
+    # (in the checkpoint) says which batch comes next. Distributed, each rank reads its own shard of the windows.
+    train_windows = windows(train, args.steps * args.batch_size * world, args.seed)
+    sampler = DistributedSampler(train_windows, shuffle=False) if args.distributed else None
+    loader = DataLoader(train_windows, batch_size=args.batch_size, sampler=sampler, seed=args.seed)
+    # Evaluation: the same `eval_batches` batches every time (set_epoch(0) before each pass).
+    eval_loaders = [
+        DataLoader(windows(source, args.eval_batches * args.batch_size, args.seed + offset), args.batch_size)
+        for source, offset in ((train, 1), (val, 2))
+    ]
 
     backend.seed(args.seed)
     model = CharGPT()
@@ -189,19 +202,18 @@ def main(argv: list[str] | None = None) -> dict:
         model.load_weights(os.path.join(args.resume, "model.safetensors"))
         opt.load(os.path.join(args.resume, "optimizer.safetensors"))
         start_step = opt.timestep
+        if "loader" not in meta:
+            raise SystemExit(f"{args.resume} was written before char_gpt kept its data loader's state: start anew")
+        loader.load_state_dict(meta["loader"])  # the next batch is the one the stopped run would have read
         print(f"resumed from {args.resume} at step {start_step}")
 
     def evaluate() -> tuple[float, float]:
         model.eval()
         out = []
         with no_grad():
-            for source, offset in ((train, 1), (val, 2)):
-                rng = np.random.default_rng((args.seed, offset))
-                losses = [
-                    F.cross_entropy(model(x), y).item()
-                    for x, y in (batch(source, rng, args.batch_size) for _ in range(args.eval_batches))
-                ]
-                out.append(float(np.mean(losses)))
+            for eval_loader in eval_loaders:
+                eval_loader.set_epoch(0)  # the same windows at every evaluation
+                out.append(float(np.mean([F.cross_entropy(model(x), y).item() for x, y in eval_loader])))
         model.train()
         return out[0], out[1]
 
@@ -222,11 +234,12 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.perf_counter()
     bar = tqdm(range(start_step, stop), disable=args.no_progress, file=sys.stdout, desc="training")
     loss = None
+    batches = iter(loader)
     for step in bar:
-        # Step s's batch and dropout depend only on (seed, s): a resumed run continues exactly.
-        rng = np.random.default_rng((args.seed, 0, step, rank) if args.distributed else (args.seed, 0, step))
+        # The batch is the loader's next one (its state is in the checkpoint); step s's dropout depends only on
+        # (seed, s): a resumed run continues exactly.
         backend.seed((args.seed * 1_000_003 + step) * world + rank)
-        x, y = batch(train, rng, args.batch_size)
+        x, y = next(batches)  # (B, block) int32 inputs and next-character targets, backend arrays
         opt.zero_grad()
         loss = F.cross_entropy(net(x), y, label_smoothing=args.label_smoothing)
         opt.scale_loss(loss).backward()  # the loss itself without a loss scaler
@@ -256,7 +269,7 @@ def main(argv: list[str] | None = None) -> dict:
             for k in ("hidden", "layers", "heads", "block", "seed", "steps", "batch_size", "lr", "dropout", "precision")
         }
         with open(os.path.join(args.checkpoint, "meta.json"), "w") as f:
-            json.dump({"config": config, "step": stop, "vocab": chars}, f)
+            json.dump({"config": config, "step": stop, "vocab": chars, "loader": loader.state_dict()}, f)
         print(f"checkpoint written to {args.checkpoint} at step {stop}")
 
     # Sampling: temperature and top-k over the last position, context cropped to the block size.

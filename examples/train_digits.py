@@ -1,7 +1,8 @@
 """Train a small CNN on scikit-learn's bundled 8x8 handwritten digits (nothing to download).
 
 Conv2d -> BatchNorm -> ReLU -> MaxPool2d, twice, then Dropout and Linear; Adam
-with a warmup + cosine schedule and gradient clipping. Prints a progress bar
+with a warmup + cosine schedule and gradient clipping. The batches come from an
+``ArrayDataset`` through a shuffling ``DataLoader`` (autograd-data). Prints a progress bar
 per epoch and the test accuracy, saves the weights to safetensors, reloads them
 into a fresh model and checks that it scores the same. ``--weights PATH`` keeps
 the weights in that file; without it they go to a temporary folder that is
@@ -10,7 +11,8 @@ deleted once the reload check is done.
     uv run --only-group examples python examples/train_digits.py [--backend mlx] [--epochs 20] [--plot curves.png]
 
 ``--distributed`` trains data-parallel under ``mpiexec -n N`` (autograd-distributed): each rank takes its
-shard of every epoch, ``--batch-size`` per rank, and only rank 0 prints and keeps ``--weights``.
+shard of every epoch (the loader's sampler is a ``DistributedSampler``), ``--batch-size`` per rank, and only
+rank 0 prints and keeps ``--weights``.
 ``--precision bfloat16`` (or ``float16``) trains in mixed precision (see docs/precision.rst).
 """
 
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> float:
 
     from autograd import backend, nn
     from autograd import functional as F
+    from autograd.data import ArrayDataset, DataLoader, DistributedSampler
     from autograd.optim import Adam, CosineScheduler, LossScaler
     from autograd.tensor import Tensor, no_grad
 
@@ -105,14 +108,21 @@ def main(argv: list[str] | None = None) -> float:
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
 
     backend.seed(args.seed + rank)  # ranks start from different weights (and dropout); the wrapper copies rank 0's
-    rng = np.random.default_rng(args.seed)
     model = DigitsCNN()
     if args.precision != "float32":
         model.set_precision(args.precision)  # weights stored low; the optimizer keeps float32 masters
     net, sampler = model, None
-    if args.distributed:
-        net, sampler = dist.DistributedDataParallel(model), dist.DistributedSampler(len(x_train), seed=args.seed)
-    steps_per_epoch = -(-(len(sampler) if sampler is not None else len(x_train)) // args.batch_size)
+    if args.distributed:  # this rank's shard of each epoch's permutation, the same permutation on every rank
+        net, sampler = dist.DistributedDataParallel(model), DistributedSampler(len(x_train), seed=args.seed)
+    # Batches of (N, 1, 8, 8) images and (N,) labels as backend arrays, reshuffled every epoch from the seed.
+    loader = DataLoader(
+        ArrayDataset(x_train, y_train),
+        batch_size=args.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        seed=args.seed,
+    )
+    steps_per_epoch = len(loader)
     total = max(args.epochs * steps_per_epoch, 2)
     opt = Adam(
         model.parameters,
@@ -143,12 +153,10 @@ def main(argv: list[str] | None = None) -> float:
     history = {"loss": [], "train_acc": [], "test_acc": []}
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
-        order = rng.permutation(len(x_train))
-        if sampler is not None:  # this rank's shard; the same permutation on every rank
-            sampler.set_epoch(epoch)
-            order = sampler.indices()
+        loader.set_epoch(epoch)  # the epoch's permutation (and, distributed, every rank's shard of it)
         bar = tqdm(
-            range(steps_per_epoch),
+            loader,
+            total=steps_per_epoch,
             desc=f"epoch {epoch:2d}/{args.epochs}",
             disable=args.no_progress,
             leave=False,
@@ -156,18 +164,17 @@ def main(argv: list[str] | None = None) -> float:
         )
         seen = correct = 0
         loss_sum = 0.0
-        for step in bar:
-            idx = order[step * args.batch_size : (step + 1) * args.batch_size]
-            xb = Tensor(backend.asarray(x_train[idx]), requires_grad=False)
+        for xb, yb in bar:
             opt.zero_grad()
-            logits = net(xb)
-            loss = F.cross_entropy(logits, y_train[idx])
+            logits = net(Tensor(xb, requires_grad=False))
+            loss = F.cross_entropy(logits, yb)
             opt.scale_loss(loss).backward()  # the loss itself without a loss scaler
             opt.clip_grad_norm(1.0)
             opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.numpy().argmax(-1) == y_train[idx]).sum())
-            seen += len(idx)
+            labels = backend.to_numpy(yb)
+            loss_sum += loss.item() * len(labels)
+            correct += int((logits.numpy().argmax(-1) == labels).sum())
+            seen += len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.3f}")
         test_acc = accuracy(model, x_test, y_test)
         history["loss"].append(loss_sum / seen)
