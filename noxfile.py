@@ -46,6 +46,7 @@ PACKAGES = {
     "kernels-cuda": "autograd-kernels-cuda",
     "kernels-cpu": "autograd-kernels-cpu",
     "distributed": "autograd-distributed",
+    "data": "autograd-data",
 }
 # what each backend adds to the install of autograd-core
 # (numpy: ml_dtypes, so bfloat16 mixed precision is tested on NumPy too)
@@ -69,6 +70,9 @@ MATRIX = [
     (PYTHON, "cupy", "kernels-cuda"),
     (PYTHON, "numpy", "kernels-cpu"),  # the fused Numba kernels, their conformance, and core's suites run through them
     (PYTHON, "mlx", "kernels-cpu"),  # installed but declining with its reason
+    (PYTHON, "numpy", "data"),  # with its [text] extra: the tokenizer tests run; worker processes on the CPU
+    (PYTHON, "mlx", "data"),
+    (PYTHON, "cupy", "data"),
 ]
 
 
@@ -165,6 +169,8 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
         session.skip("no CUDA device on this machine: the cupy backend cannot run here")
     dist = PACKAGES[package]
     extra = ["./packages/autograd-core/tests/fake_plugins"] if package == "core" else []
+    if package == "data":  # tokenizers and tiktoken, so the tokenizer tests run instead of skipping
+        extra.append("./packages/autograd-data[text]")
     # With the CPU kernels installed, nn's and optim's suites (PyTorch parity included, where installed) run
     # through them too: every layer and the optimizer against their own expectations, not only the kernels'.
     through = ["nn", "optim"] if package == "kernels-cpu" and backend == "numpy" else []
@@ -190,7 +196,9 @@ def examples(session: nox.Session) -> None:
     MLX comes along (the mlx extra) so the test of char_gpt's warning about MLX on a CPU, and its bfloat16 run,
     can run there; ml_dtypes so train_digits can train in bfloat16 on NumPy.
     """
-    _install(session, "mlx", ["core", "nn", "optim"], "pytest", "scikit-learn", "tqdm", "matplotlib", "ml_dtypes")
+    _install(
+        session, "mlx", ["core", "nn", "optim", "data"], "pytest", "scikit-learn", "tqdm", "matplotlib", "ml_dtypes"
+    )
     session.run(
         "pytest",
         "examples/tests",
@@ -283,6 +291,7 @@ def _check_versions_and_imports(session: nox.Session) -> None:
         "autograd-core": ("autograd.nn", "autograd.optim"),
         "autograd-nn": ("autograd.optim",),
         "autograd-optim": ("autograd.nn",),
+        "autograd-data": ("autograd.nn", "autograd.optim", "autograd.distributed"),
     }
     for dist, banned in rules.items():
         for path in (ROOT / "packages" / dist / "src").rglob("*.py"):
@@ -305,7 +314,7 @@ def distributed(session: nox.Session) -> None:
     _install(
         session,
         "mlx",
-        ["distributed", "nn", "optim"],
+        ["distributed", "nn", "optim", "data"],
         "./packages/autograd-distributed[mpi]",
         "pytest",
         "scikit-learn",
