@@ -4,20 +4,20 @@ Depends on autograd-core only. Tokenizers live in
 :mod:`autograd.data.tokenize` (``pip install tokenizers`` / ``tiktoken``;
 imported only when used).
 
-================================ ====================================================================
-name                             what it is
-================================ ====================================================================
-``DataLoader``                   batches in order, as arrays of the active backend; worker processes,
-                                 per-batch seeding, ``state_dict`` / ``load_state_dict`` exact resume
-``ArrayDataset``                 samples ``(x[i], y[i], ...)`` of NumPy arrays or memory maps
-``TokenDataset``                 ``(B, T)`` windows and next-token targets of a memory-mapped token file
-``Dataset`` / ``IterableDataset`` base classes of map-style and iterable data sets
-``SequentialSampler`` ...        ``RandomSampler`` (seeded per epoch), ``BatchSampler``,
-                                 ``DistributedSampler`` (each rank's shard)
-``default_collate``              samples to a batch: arrays stacked, dicts and tuples recursively
-``PadCollate``                   pads variable-length sequences, adds the ``(B, 1, 1, T)`` attention mask
-``get_worker_info``              inside a worker: its id, the number of workers, its seed
-================================ ====================================================================
+=================================== ====================================================================
+name                                what it is
+=================================== ====================================================================
+``DataLoader``                      batches in order, as arrays of the active backend; worker processes,
+                                    per-batch seeding, ``state_dict`` / ``load_state_dict`` exact resume
+``ArrayDataset``                    samples ``(x[i], y[i], ...)`` of NumPy arrays or memory maps
+``TokenDataset``                    ``(B, T)`` windows and next-token targets of a memory-mapped token file
+``Dataset`` / ``IterableDataset``   base classes of map-style and iterable data sets
+``SequentialSampler`` ...           ``RandomSampler`` (seeded per epoch), ``BatchSampler``,
+                                    ``DistributedSampler`` (each rank's shard)
+``default_collate``                 samples to a batch: arrays stacked, dicts and tuples recursively
+``PadCollate``                      pads variable-length sequences, adds the ``(B, 1, 1, T)`` attention mask
+``get_worker_info``                 inside a worker: its id, the number of workers, its seed
+=================================== ====================================================================
 """
 
 from autograd.data._worker import WorkerInfo, get_worker_info
