@@ -35,9 +35,18 @@ def test_array_dataset_errors_name_the_problem():
         ArrayDataset(np.zeros((3, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="array 1 is 0-dimensional"):
         ArrayDataset(np.zeros(3), np.float32(2))
-    mx = pytest.importorskip("mlx.core")
-    with pytest.raises(TypeError, match="array 0 is a mlx array.*to_numpy"):
-        ArrayDataset(mx.zeros((3,)))
+
+
+def test_array_dataset_refuses_device_arrays_and_tensors():
+    from autograd.tensor import Tensor
+
+    with pytest.raises(TypeError, match="array 1 is an autograd Tensor.*pass tensor.numpy"):
+        ArrayDataset(np.zeros(3), Tensor(np.zeros(3, dtype=np.float32)))
+    gpu_array = type("ndarray", (), {"__module__": "cupy"})()  # stands in for a CuPy array, which needs a GPU
+    with pytest.raises(TypeError, match="array 0 is a cupy array.*autograd.backend.to_numpy"):
+        ArrayDataset(gpu_array)
+    with pytest.raises(TypeError, match="the tokens are a cupy array"):
+        TokenDataset(gpu_array, 4)
 
 
 def test_array_dataset_converts_lists_and_keeps_memory_maps(tmp_path):
