@@ -23,7 +23,18 @@ import nox
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 # `nox` alone runs everything but the benchmarks.
-nox.options.sessions = ["tests", "parity", "examples", "distributed", "wheels", "install", "docs", "snippets", "lint"]
+nox.options.sessions = [
+    "tests",
+    "together",
+    "parity",
+    "examples",
+    "distributed",
+    "wheels",
+    "install",
+    "docs",
+    "snippets",
+    "lint",
+]
 
 ROOT = Path(__file__).parent
 RUFF = "ruff==0.17.6"  # the same pin as the dev dependency group
@@ -65,11 +76,9 @@ MATRIX = [
     (PYTHON, "mlx", "optim"),
     (PYTHON, "cupy", "optim"),
     (PYTHON, "mlx", "kernels-mlx"),
-    (PYTHON, "numpy", "kernels-mlx"),  # installed but declining with its reason
     (PYTHON, "numpy", "kernels-cuda"),  # nvcc compile checks, the NumPy tiling model, declining without a GPU
     (PYTHON, "cupy", "kernels-cuda"),
-    (PYTHON, "numpy", "kernels-cpu"),  # the fused Numba kernels, their conformance, and core's suites run through them
-    (PYTHON, "mlx", "kernels-cpu"),  # installed but declining with its reason
+    (PYTHON, "numpy", "kernels-cpu"),  # the fused Numba kernels and their conformance
     (PYTHON, "numpy", "data"),  # with its [text] extra: the tokenizer tests run; worker processes on the CPU
     (PYTHON, "mlx", "data"),
     (PYTHON, "cupy", "data"),
@@ -171,16 +180,53 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
     extra = ["./packages/autograd-core/tests/fake_plugins"] if package == "core" else []
     if package == "data":  # tokenizers and tiktoken, so the tokenizer tests run instead of skipping
         extra.append("./packages/autograd-data[text]")
-    # With the CPU kernels installed, nn's and optim's suites (PyTorch parity included, where installed) run
-    # through them too: every layer and the optimizer against their own expectations, not only the kernels'.
-    through = ["nn", "optim"] if package == "kernels-cpu" and backend == "numpy" else []
-    _install(session, backend, [package, *through], "pytest", "hypothesis", *extra)
+    _install(session, backend, [package], "pytest", "hypothesis", *extra)
     env = {"AUTOGRAD_BACKEND": backend}
     _assert_backend(session, backend, env)
     session.run(
         "pytest",
         f"packages/{dist}/tests",
-        *[f"packages/{PACKAGES[p]}/tests" for p in through],
+        "--import-mode=importlib",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env=env,
+    )
+
+
+#: Every package with every extra that installs on a CPU machine: what a user who installs them all has.
+EVERYTHING = {
+    "core": "[bfloat16,mlx]",
+    "nn": "",
+    "optim": "",
+    "kernels-cpu": "",
+    "kernels-mlx": "",
+    "kernels-cuda": "[triton,cudnn]",
+    "distributed": "[mpi]",
+    "data": "[text]",
+}
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("backend", [nox.param(b, id=b, tags=[b, "together"]) for b in ("numpy", "mlx")])
+def together(session: nox.Session, backend: str) -> None:
+    """Every package, with its extras, installed in one environment, and every package's suite run there.
+
+    Plugins then see each other: the kernel registry holds the CPU, MLX and CUDA plugins and core's own at
+    once, so a test that depends on what happens to be installed, or two plugins that tie, fail here.
+    """
+    missing = set(PACKAGES) - set(EVERYTHING)
+    if missing:
+        session.error(f"EVERYTHING lacks {sorted(missing)}")
+    specs = [f"./packages/{PACKAGES[p]}{extra}" for p, extra in EVERYTHING.items()]
+    local = list(PACKAGES.values()) + ["autograd-fake-kernel-plugins"]
+    reinstall = [arg for d in local for arg in ("--reinstall-package", d)]
+    session.install(*specs, "./packages/autograd-core/tests/fake_plugins", "pytest", "hypothesis", *reinstall)
+    env = {"AUTOGRAD_BACKEND": backend, "AUTOGRAD_REQUIRE_MPI": "1", "AUTOGRAD_REQUIRE_MLX": "1"}
+    _assert_backend(session, backend, env)
+    session.run(
+        "pytest",
+        *[f"packages/{dist}/tests" for dist in PACKAGES.values()],
         "--import-mode=importlib",
         "-p",
         "no:cacheprovider",
