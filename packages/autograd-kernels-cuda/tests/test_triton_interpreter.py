@@ -10,8 +10,17 @@ over blocks run, ties, ignored targets, Tq != Tk.
 from __future__ import annotations
 
 import os
+import sys
 
-os.environ["TRITON_INTERPRET"] = "1"  # before the kernel modules are imported: triton.jit reads it then
+# Before triton is first imported: triton.jit reads the flag when it decorates a function, and triton.language's
+# own helpers (tl.sum, tl.max...) are @jit functions decorated at that first import.
+_TRITON_IMPORTED_EARLY = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
+os.environ["TRITON_INTERPRET"] = "1"
+if _TRITON_IMPORTED_EARLY:
+    raise RuntimeError(
+        "triton was imported before TRITON_INTERPRET=1 could be set, so its kernels cannot run in the interpreter: "
+        "run this file in its own pytest process, or set TRITON_INTERPRET=1 in the environment"
+    )
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
