@@ -50,7 +50,7 @@ def triton_missing() -> Optional[str]:
 
 
 def interpreting() -> bool:
-    """True when Triton's interpreter is selected (read by ``triton.jit`` when a kernel module is imported)."""
+    """True when Triton's interpreter is selected (it must be set before triton is first imported)."""
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 

@@ -7,9 +7,10 @@ arrays. Nothing here depends on autograd's kernel contract; an adapter class
 plugs them in. Importing a module imports triton: import them only where
 triton is installed (:func:`autograd_kernels_cuda.triton_support.triton_missing`).
 
-Triton reads ``TRITON_INTERPRET`` when a module's kernels are decorated, i.e.
-when the module is first imported: set it before importing these modules to run
-them in the interpreter on NumPy arrays. :mod:`.aot` compiles every kernel
+Triton reads ``TRITON_INTERPRET`` when it decorates a function, and its own
+``tl.sum``/``tl.max``... helpers are decorated when triton is first imported: set
+it before anything imports triton to run these kernels in the interpreter on
+NumPy arrays. :mod:`.aot` compiles every kernel
 ahead of time for a GPU architecture without a GPU.
 """
 
