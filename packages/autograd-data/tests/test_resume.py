@@ -126,6 +126,20 @@ def test_resume_with_persistent_workers_and_a_distributed_sampler():
         loader.close()
 
 
+def test_loading_a_state_into_running_persistent_workers_uses_its_seed():
+    first = _loader(2, True, persistent_workers=True)
+    it = iter(first)
+    next(it)
+    state = first.state_dict()
+    rest = _host(it)
+    busy = _loader(2, True, seed=123, persistent_workers=True)
+    _host(busy)  # its workers are running, started with seed 123
+    busy.load_state_dict(state)
+    assert _host(busy) == rest
+    first.close()
+    busy.close()
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_an_iterable_dataset_resumes_by_fast_forwarding(workers):
     def make():

@@ -144,6 +144,17 @@ def test_persistent_workers_live_across_epochs():
     assert pids(fresh).isdisjoint(pids(fresh))  # without persistence each epoch starts new workers
 
 
+def test_persistent_workers_are_replaced_after_one_died():
+    loader = DataLoader(Pids(8), batch_size=2, num_workers=2, persistent_workers=True, timeout=LIMIT)
+    first = {int(p) for b in loader for p in backend.to_numpy(b[1])}
+    os.kill(min(first), signal.SIGKILL)
+    with pytest.raises(WorkerDiedError, match="was killed by SIGKILL"):
+        list(loader)
+    again = {int(p) for b in loader for p in backend.to_numpy(b[1])}  # new workers, and the epoch is complete
+    assert len(again) == 2 and again.isdisjoint(first)
+    loader.close()
+
+
 def test_an_abandoned_iteration_stops_its_workers_quickly():
     loader = DataLoader(Big(), batch_size=4, num_workers=2, prefetch=4, timeout=LIMIT)
     it = iter(loader)

@@ -403,9 +403,9 @@ def worker_loop(
 ) -> None:
     """The body of worker process ``worker``: read tasks, send batches (or exceptions), until told to stop.
 
-    Tasks: ``("epoch", e)`` starts epoch ``e`` (seeds the global generators from
-    ``(seed, e, worker)``, calls ``worker_init_fn`` the first time, tells the
-    data set); ``("batch", gen, b, indices)`` makes map-style batch ``b``;
+    Tasks: ``("epoch", e, seed)`` starts epoch ``e`` (seeds the global
+    generators from ``(seed, e, worker)``, calls ``worker_init_fn`` the first
+    time, tells the data set); ``("batch", gen, b, indices)`` makes map-style batch ``b``;
     ``("next", gen, b)`` makes the next batch of this worker's stream;
     ``None`` ends the process. Replies: ``("batch", gen, b, data)``,
     ``("end", gen, b)``, ``("error", gen, b, packed exception)``.
@@ -439,7 +439,7 @@ def worker_loop(
             return
         kind = task[0]
         if kind == "epoch":
-            epoch = task[1]
+            epoch, seed = task[1], task[2]
             worker_seed = mix(seed, epoch, worker)
             seed_globals(worker_seed)
             _INFO = WorkerInfo(worker, num_workers, worker_seed, epoch, fetcher.dataset)

@@ -107,6 +107,15 @@ class _Pool:
         self.conns: List[Any] = []
         self.procs: List[Any] = []
         self.pending = [0] * self.size  # tasks sent whose reply has not been read
+        self._finalizer = weakref.finalize(self, _shutdown, self.procs, self.tasks, self.conns)
+        try:
+            self._start(ctx, method, payload, loader.seed)
+        except BaseException:
+            self.shutdown(grace=0.0)  # the workers already started
+            raise
+        self.epoch = -1
+
+    def _start(self, ctx: Any, method: str, payload: Any, seed: int) -> None:
         for w in range(self.size):
             reader, writer = ctx.Pipe(duplex=False)
             _worker.widen_pipe(writer)
@@ -115,25 +124,25 @@ class _Pool:
             inherited = self.conns + [reader] if method == "fork" else []
             proc = ctx.Process(
                 target=_worker.worker_loop,
-                args=(w, self.size, payload, self.tasks[w], writer, os.getpid(), loader.seed, inherited),
+                args=(w, self.size, payload, self.tasks[w], writer, os.getpid(), seed, inherited),
                 name=f"autograd-data-worker-{w}",
                 daemon=True,
             )
-            proc.start()
-            writer.close()  # the worker holds the writing end: its death closes the pipe
             self.conns.append(reader)
+            try:
+                proc.start()
+            finally:
+                writer.close()  # the worker holds the writing end: its death closes the pipe
             self.procs.append(proc)
-        self._finalizer = weakref.finalize(self, _shutdown, self.procs, self.tasks, self.conns)
-        self.epoch = -1
 
     @property
     def alive(self) -> bool:
         return self._finalizer.alive
 
-    def start_epoch(self, epoch: int, timeout: float) -> None:
+    def start_epoch(self, epoch: int, seed: int, timeout: float) -> None:
         self.drain(timeout)
         for q in self.tasks:
-            q.put(("epoch", epoch))
+            q.put(("epoch", epoch, seed))  # the seed too: load_state_dict may have changed it since the start
         self.epoch = epoch
 
     def send(self, w: int, task: Tuple[Any, ...]) -> None:
@@ -590,7 +599,7 @@ def _raise_reply(pool: _Pool, w: int, reply: Tuple[Any, ...]) -> None:
 def _workers(loader: DataLoader, pool: _Pool, epoch: int, skip: int, gen: int) -> Iterator[Any]:
     """Host batches made by the pool's workers, in order: batch ``b`` is worker ``b % W``'s task."""
     timeout = loader.timeout
-    pool.start_epoch(epoch, timeout)
+    pool.start_epoch(epoch, loader.seed, timeout)
     size = pool.size
     if loader._iterable:
         # Every worker streams its own copy; batches go round robin over the workers that still have some.
@@ -695,8 +704,13 @@ class _LoaderIterator:
         except StopIteration:
             self._end(finished=True)
             raise
-        except BaseException:
+        except BaseException as exc:
             self._clean = False  # a worker died, timed out or raised: no point waiting for the others
+            if isinstance(exc, DataLoaderError) and self._pool is not None and not self._owns_pool:
+                # Persistent workers with a dead or stuck one among them: the next epoch starts new ones.
+                self._pool.shutdown(grace=0.0)
+                if self._loader._pool is self._pool:
+                    self._loader._pool = None
             self._end(finished=False)
             raise
         loader = self._loader
