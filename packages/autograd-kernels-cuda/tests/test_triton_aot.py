@@ -20,10 +20,18 @@ from autograd_kernels_cuda.triton_kernels import MODULES  # the list only: this 
 
 # Not importorskip: importing triton here, before the interpreter tests set TRITON_INTERPRET, would break them
 # (triton.language's own @jit functions are decorated when triton is first imported).
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("triton") is None,
-    reason="triton is not installed (pip install 'autograd-kernels-cuda[triton]')",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("triton") is None,
+        reason="triton is not installed (pip install 'autograd-kernels-cuda[triton]')",
+    ),
+    # Compiling every variant for two architectures takes minutes on two cores: the package's own session
+    # (nox -s "tests(numpy-kernels-cuda)") sets AUTOGRAD_TRITON_AOT=1; the sessions that run every suite do not.
+    pytest.mark.skipif(
+        os.environ.get("AUTOGRAD_TRITON_AOT") != "1",
+        reason="AOT compilation runs with AUTOGRAD_TRITON_AOT=1 (nox -s 'tests(numpy-kernels-cuda)' sets it)",
+    ),
+]
 
 ARCHS = (80, 90)
 # Largest shared memory one block may use (opt-in): A100 (sm_80) 163 KiB, H100/H200 (sm_90) 227 KiB.

@@ -178,7 +178,12 @@ def _dtype(a: Any) -> str:
 class Kernel:
     """Base of every op's contract and, through them, of every kernel.
 
-    Attributes of a kernel:
+    A kernel sets ``name``, ``backends``, ``priority`` and ``function`` (or
+    overrides ``apply``); the op's contract sets ``op`` (its name),
+    ``array_params`` (keyword parameters that are arrays), ``differentiable``
+    (the array arguments that get gradients) and ``tolerances``.
+
+    Attributes:
         name: Unique among the op's implementations; what ``implementation=``
             and ``AUTOGRAD_KERNELS`` name.
         backends: Backend names it runs on (``"numpy"``, ``"mlx"``, ``"cupy"``).
@@ -190,10 +195,6 @@ class Kernel:
             ``check`` and ``advise`` let through.
         function: The :class:`~autograd.engine.Function` that computes the op
             (or override ``apply``).
-
-    Set by the op's contract: ``op`` (its name), ``array_params`` (keyword
-    parameters that are arrays), ``differentiable`` (the array arguments that
-    get gradients), ``tolerances``.
 
     The dispatcher asks three questions, in this order:
 
