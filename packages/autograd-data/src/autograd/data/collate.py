@@ -24,7 +24,7 @@ forbids where True; it broadcasts over heads and query positions).
 from __future__ import annotations
 
 import collections.abc
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -292,7 +292,3 @@ class PadCollate:
         raise TypeError(
             f"PadCollate: samples must be arrays, tuples/lists or dicts of arrays, got {type(elem).__name__}"
         )
-
-
-# Callable type of collate functions, for annotations elsewhere.
-CollateFn = Callable[[List[Any]], Any]

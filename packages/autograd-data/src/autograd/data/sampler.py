@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -405,7 +405,3 @@ class DistributedSampler(Sampler):
         """Restore the epoch and the seed (the world size may differ: the shards are then recut)."""
         self.epoch = int(state["epoch"])
         self.seed = int(state.get("seed", self.seed))
-
-
-def _as_index_list(batch: Sequence[Any]) -> List[Any]:
-    return batch.tolist() if isinstance(batch, np.ndarray) else list(batch)
