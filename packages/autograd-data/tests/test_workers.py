@@ -90,7 +90,10 @@ def test_a_killed_worker_raises_at_once_instead_of_hanging():
 
 
 def test_a_slow_worker_raises_after_the_timeout():
-    loader = DataLoader(Sleepy(4, slow=1, delay=30), batch_size=1, num_workers=2, timeout=0.5)
+    # fork: a spawned worker's start-up alone (imports) can take longer than this timeout, which covers it
+    loader = DataLoader(
+        Sleepy(4, slow=1, delay=30), batch_size=1, num_workers=2, timeout=0.5, multiprocessing_context="fork"
+    )
     it = iter(loader)
     next(it)
     start = time.monotonic()

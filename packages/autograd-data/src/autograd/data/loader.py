@@ -242,6 +242,8 @@ class DataLoader:
             ``num_workers > 0``).
         timeout: Seconds to wait for a batch from the workers before raising
             :class:`LoaderTimeoutError` (0: wait as long as the workers live).
+            The first batch's wait includes the workers' start-up (imports,
+            with the ``spawn`` start method).
         multiprocessing_context: ``"fork"``, ``"spawn"``, ``"forkserver"`` or a
             context (default: the platform's default start method, as in
             PyTorch).
