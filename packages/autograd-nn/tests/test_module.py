@@ -185,12 +185,10 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     first.save_weights(path)
     before = path.read_bytes()
 
-    def crash(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"partial")
+    def crash(tensors, metadata=None):
         raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", crash)
+    monkeypatch.setattr(safetensors.numpy, "save", crash)
     with pytest.raises(KeyboardInterrupt):
         nn.Linear(2, 2).save_weights(path)
     assert path.read_bytes() == before
@@ -285,3 +283,31 @@ def test_save_weights_through_a_symlink_and_over_a_0644_file(tmp_path):
     fresh = nn.Linear(3, 2)
     fresh.load_weights(target)
     assert np.array_equal(to_np(fresh.weight), to_np(layer.weight))
+
+
+def test_a_killed_save_leaves_only_temporaries_the_next_save_removes(tmp_path):
+    """SIGKILL during saves of a 16 MiB model: whatever is left is named for the cleanup, which the next save runs."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "w.safetensors"
+    code = (
+        "import sys\n"
+        "from autograd import nn\n"
+        "model = nn.Linear(2048, 2048)\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    model.save_weights(sys.argv[1])\n"
+    )
+    for delay in (0.3, 0.6, 0.9):
+        proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        foreign = [n for n in os.listdir(tmp_path) if n != path.name and ".w.safetensors.autograd-tmp." not in n]
+        assert not foreign, f"temporaries no cleanup can recognise: {foreign}"
+    nn.Linear(2, 2).save_weights(path)
+    assert os.listdir(tmp_path) == [path.name]

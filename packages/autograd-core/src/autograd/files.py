@@ -25,7 +25,7 @@ import stat
 import tempfile
 from typing import Callable
 
-__all__ = ["atomic_write", "check_readable"]
+__all__ = ["atomic_write", "atomic_write_bytes", "check_readable"]
 
 _TAG = ".autograd-tmp."
 
@@ -102,6 +102,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, suffix: str = "") -> None:
+    """:func:`atomic_write` of ``data``.
+
+    Serialise in memory and hand the bytes here rather than letting a library
+    write the file itself: a library's own temporary (safetensors' ``save_file``
+    writes ``.tmpXXXXXX`` files) would outlive a killed save, unnamed for the
+    cleanup above.
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    atomic_write(path, write, suffix=suffix)
 
 
 def check_readable(path: str | os.PathLike, what: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 import numpy as np
 
 from autograd import backend
-from autograd.files import atomic_write, check_readable
+from autograd.files import atomic_write_bytes, check_readable
 from autograd.tensor import Tensor
 
 __all__ = ["Module", "ModuleList", "ParameterDict", "StateDictError"]
@@ -283,14 +283,14 @@ class Module:
         file is written to a temporary name in the same folder, flushed, and
         renamed over ``path``, so a crash never leaves a truncated file.
         """
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         sd = self.state_dict()
         tensors = {n: np.ascontiguousarray(backend.to_numpy(a)) for n, a in sd["parameters"].items()}
         tensors.update({n: np.ascontiguousarray(backend.to_numpy(a)) for n, a in sd["states"].items()})
         kinds = {n: "parameter" for n in sd["parameters"]} | {n: "state" for n in sd["states"]}
         metadata = {"format": "autograd", "kinds": json.dumps(kinds)}
-        atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata), suffix=".safetensors")
+        atomic_write_bytes(path, save(tensors, metadata=metadata), suffix=".safetensors")
 
     def load_weights(self, path: str | os.PathLike, strict: bool = True) -> None:
         """Load a safetensors file written by :meth:`save_weights` (or any file with the same dotted keys).

@@ -12,7 +12,7 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
-from autograd.files import atomic_write, check_readable
+from autograd.files import atomic_write_bytes, check_readable
 from autograd.optim.loss_scaler import LossScaler
 from autograd.tensor import Tensor
 
@@ -508,7 +508,7 @@ class Optimizer:
         parameter names and integer slots go in the file's metadata as JSON
         (with the optimizer's class name, checked by :meth:`load`).
         """
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         sd = self.state_dict()
         arrays, scalars = {}, {}
@@ -527,7 +527,7 @@ class Optimizer:
         }
         if "loss_scaler" in sd:
             metadata["loss_scaler"] = json.dumps(sd["loss_scaler"])
-        atomic_write(path, lambda tmp: save_file(arrays, tmp, metadata=metadata), suffix=".safetensors")
+        atomic_write_bytes(path, save(arrays, metadata=metadata), suffix=".safetensors")
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> None:
         """Load a file written by :meth:`save` into this optimizer, all or nothing.
