@@ -12,59 +12,61 @@ from autograd.ops.pool import MaxPool2dFunction
 from autograd.tensor import Tensor
 
 CONVS = [
-    # N, C, H, W, O, k, stride, (top, bottom, left, right)
-    (32, 1, 28, 28, 16, 3, 1, (1, 1, 1, 1)),  # the benchmark CNN's layers
-    (32, 16, 14, 14, 32, 3, 1, (1, 1, 1, 1)),
-    (3, 2, 7, 9, 4, 3, 2, (0, 1, 1, 0)),
-    (2, 3, 5, 5, 2, 1, 1, (0, 0, 0, 0)),
-    (2, 2, 6, 7, 3, 4, 3, (2, 1, 0, 3)),
-    (1, 1, 3, 3, 1, 3, 1, (0, 0, 0, 0)),
-    (2, 2, 6, 7, 3, 4, 1, (2, 1, 0, 3)),  # stride 1, uneven padding: the wide layout
+    # N, C, H, W, O, k, stride, (top, bottom, left, right), dilation
+    (32, 1, 28, 28, 16, 3, 1, (1, 1, 1, 1), 1),  # the benchmark CNN's layers
+    (32, 16, 14, 14, 32, 3, 1, (1, 1, 1, 1), 1),
+    (3, 2, 7, 9, 4, 3, 2, (0, 1, 1, 0), 1),
+    (2, 3, 5, 5, 2, 1, 1, (0, 0, 0, 0), 1),
+    (2, 2, 6, 7, 3, 4, 3, (2, 1, 0, 3), 1),
+    (1, 1, 3, 3, 1, 3, 1, (0, 0, 0, 0), 1),
+    (2, 2, 6, 7, 3, 4, 1, (2, 1, 0, 3), 1),  # stride 1, uneven padding: the wide layout
+    (2, 3, 9, 10, 4, 3, 1, (1, 2, 2, 0), 2),  # dilated, wide layout
+    (2, 2, 11, 9, 3, 3, 2, (2, 0, 1, 1), 3),  # dilated and strided
 ]
 
 
 def _conv_inputs(case, with_bias, dtype, rng):
-    """x, w, b (or None), stride and padding of one CONVS case, drawn from rng."""
-    n, c, h, w, o, k, stride, pad = case
+    """x, w, b (or None), stride, padding and dilation of one CONVS case, drawn from rng."""
+    n, c, h, w, o, k, stride, pad, dilation = case
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((o, c, k, k)).astype(dtype)
     b = rng.standard_normal(o).astype(dtype) if with_bias else None
-    return x, wt, b, stride, pad
+    return x, wt, b, stride, pad, dilation
 
 
 @pytest.mark.parametrize("case", CONVS)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_conv2d(case, with_bias, dtype, rng):
-    x, wt, b, stride, pad = _conv_inputs(case, with_bias, dtype, rng)
+    x, wt, b, stride, pad, d = _conv_inputs(case, with_bias, dtype, rng)
     tx, tw = Tensor(x), Tensor(wt)
     tb = Tensor(b) if with_bias else None
-    ref = conv2d_reference(tx, tw, tb, stride=(stride, stride), padding=pad, dilation=(1, 1), groups=1)
+    ref = conv2d_reference(tx, tw, tb, stride=(stride, stride), padding=pad, dilation=(d, d), groups=1)
     g = rng.standard_normal(ref.shape).astype(dtype)
     ref.backward(g)
-    y = conv.conv2d_forward(x, wt, b, stride, pad)
+    y = conv.conv2d_forward(x, wt, b, stride, pad, dilation=d)
     assert_close(y, ref.data, dtype, scale=10.0)
-    dx, dw, db = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias)
+    dx, dw, db = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias, dilation=d)
     assert_close(dx, tx.grad.data, dtype, scale=10.0)
     assert_close(dw, tw.grad.data, dtype, scale=100.0)  # sums over N*Ho*Wo terms in another order
     if with_bias:
         assert_close(db, tb.grad.data, dtype, scale=100.0)
     else:
         assert db is None
-    assert conv.conv2d_backward(g, x, wt, stride, pad, False, True, False)[0] is None
+    assert conv.conv2d_backward(g, x, wt, stride, pad, False, True, False, dilation=d)[0] is None
 
 
 @pytest.mark.parametrize("case", CONVS)
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_conv2d_kept_columns_give_the_same_gradients(case, with_bias, dtype, rng):
-    x, wt, b, stride, pad = _conv_inputs(case, with_bias, dtype, rng)
-    y, cols = conv.conv2d_forward(x, wt, b, stride, pad, return_columns=True)
-    assert cols.nbytes == conv.columns_nbytes(x, wt, stride, pad, with_bias)
-    assert_identical(y, conv.conv2d_forward(x, wt, b, stride, pad))
+    x, wt, b, stride, pad, d = _conv_inputs(case, with_bias, dtype, rng)
+    y, cols = conv.conv2d_forward(x, wt, b, stride, pad, return_columns=True, dilation=d)
+    assert cols.nbytes == conv.columns_nbytes(x, wt, stride, pad, with_bias, dilation=d)
+    assert_identical(y, conv.conv2d_forward(x, wt, b, stride, pad, dilation=d))
     g = rng.standard_normal(y.shape).astype(dtype)
     # Another convolution in between reuses the scratch buffer: the kept columns must not be it.
-    conv.conv2d_forward(rng.standard_normal(x.shape).astype(dtype), wt, b, stride, pad)
-    kept = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias, cols=cols)
-    rebuilt = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias)
+    conv.conv2d_forward(rng.standard_normal(x.shape).astype(dtype), wt, b, stride, pad, dilation=d)
+    kept = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias, cols=cols, dilation=d)
+    rebuilt = conv.conv2d_backward(g, x, wt, stride, pad, True, True, with_bias, dilation=d)
     for a, r in zip(kept, rebuilt):
         assert (a is None and r is None) or np.array_equal(a, r)
 
@@ -83,20 +85,20 @@ def test_conv2d_refuses_columns_of_another_input(rng):
 def test_conv2d_parallel_planes_equal_serial(rng):
     x = rng.standard_normal((3, 4, 9, 8)).astype(np.float32)
     cols1, cols3 = np.empty((4 * 9, 3 * 5 * 4), np.float32), np.empty((4 * 9, 3 * 5 * 4), np.float32)
-    conv._im2col_planes(x, cols1, 3, 2, 1, 0, 5, 4, 0, 12)
-    conv._im2col_par(x, cols3, 3, 2, 1, 0, 5, 4, 3)
+    conv._im2col_planes(x, cols1, 3, 2, 1, 1, 0, 5, 4, 0, 12)
+    conv._im2col_par(x, cols3, 3, 2, 1, 1, 0, 5, 4, 3)
     assert np.array_equal(cols1, cols3)
     dx1, dx3 = np.empty_like(x), np.empty_like(x)
-    conv._col2im_planes(cols1, dx1, 3, 2, 1, 0, 5, 4, 0, 12)
-    conv._col2im_par(cols1, dx3, 3, 2, 1, 0, 5, 4, 3)
+    conv._col2im_planes(cols1, dx1, 3, 2, 1, 1, 0, 5, 4, 0, 12)
+    conv._col2im_par(cols1, dx3, 3, 2, 1, 1, 0, 5, 4, 3)
     assert np.array_equal(dx1, dx3)
     # stride 1, wide layout: H 9 + 1 + 0 -> Hp 10, Ho 8; W 8 + 0 + 2 -> Wp 10
     wide1, wide3 = np.empty((4 * 9, 3 * 8 * 10), np.float32), np.empty((4 * 9, 3 * 8 * 10), np.float32)
-    conv._im2col_wide_planes(x, wide1, 3, 1, 0, 10, 10, 8, 0, 12)
-    conv._im2col_wide_par(x, wide3, 3, 1, 0, 10, 10, 8, 3)
+    conv._im2col_wide_planes(x, wide1, 3, 1, 1, 0, 10, 10, 8, 0, 12)
+    conv._im2col_wide_par(x, wide3, 3, 1, 1, 0, 10, 10, 8, 3)
     assert np.array_equal(wide1, wide3)
-    conv._col2im_wide_planes(wide1, dx1, 3, 1, 0, 10, 10, 8, 0, 12)
-    conv._col2im_wide_par(wide1, dx3, 3, 1, 0, 10, 10, 8, 3)
+    conv._col2im_wide_planes(wide1, dx1, 3, 1, 1, 0, 10, 10, 8, 0, 12)
+    conv._col2im_wide_par(wide1, dx3, 3, 1, 1, 0, 10, 10, 8, 3)
     assert np.array_equal(dx1, dx3)
 
 

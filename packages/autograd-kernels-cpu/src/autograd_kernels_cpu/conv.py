@@ -61,21 +61,22 @@ def _valid_cols(j, s, left, w, wo):  # type: ignore[no-untyped-def]
 
 
 @njit(**OPTS)
-def _im2col_plane(x, cols, k, s, top, left, ho, wo):  # type: ignore[no-untyped-def]
-    # x: (H, W) one input plane; cols: (k*k, Ho*Wo), this plane's rows of the column matrix.
+def _im2col_plane(x, cols, k, s, d, top, left, ho, wo):  # type: ignore[no-untyped-def]
+    # x: (H, W) one input plane; cols: (k*k, Ho*Wo), this plane's rows of the column matrix. Kernel offset
+    # (i, j) reads input pixel (oh * s + i * d - top, ow * s + j * d - left).
     h, w = x.shape
     zero = x.dtype.type(0.0)
     for i in range(k):
         for j in range(k):
             row = cols[i * k + j]
-            lo, hi = _valid_cols(j, s, left, w, wo)
+            lo, hi = _valid_cols(j * d, s, left, w, wo)
             for oh in range(ho):
-                src = oh * s + i - top
+                src = oh * s + i * d - top
                 base = oh * wo
                 if src < 0 or src >= h:
                     row[base : base + wo] = zero
                     continue
-                xr, dst = x[src][lo * s + j - left :], row[base:]
+                xr, dst = x[src][lo * s + j * d - left :], row[base:]
                 for ow in range(lo):
                     dst[ow] = zero
                 for ow in range(hi - lo):
@@ -85,24 +86,24 @@ def _im2col_plane(x, cols, k, s, top, left, ho, wo):  # type: ignore[no-untyped-
 
 
 @njit(**OPTS)
-def _im2col_planes(x, cols, k, s, top, left, ho, wo, lo, hi):  # type: ignore[no-untyped-def]
+def _im2col_planes(x, cols, k, s, d, top, left, ho, wo, lo, hi):  # type: ignore[no-untyped-def]
     # cols: (C*k*k, N*Ho*Wo); plane q = (n, c) fills rows c*k*k.. and columns n*Ho*Wo..
     c = x.shape[1]
     kk, hw = k * k, ho * wo
     for q in range(lo, hi):
         n, ci = q // c, q % c
-        _im2col_plane(x[n, ci], cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], k, s, top, left, ho, wo)
+        _im2col_plane(x[n, ci], cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], k, s, d, top, left, ho, wo)
 
 
 @parallel_kernel
-def _im2col_par(x, cols, k, s, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
+def _im2col_par(x, cols, k, s, d, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
-        _im2col_planes(x, cols, k, s, top, left, ho, wo, p * planes // pieces, (p + 1) * planes // pieces)
+        _im2col_planes(x, cols, k, s, d, top, left, ho, wo, p * planes // pieces, (p + 1) * planes // pieces)
 
 
 @njit(**OPTS)
-def _col2im_plane(cols, dx, k, s, top, left, ho, wo):  # type: ignore[no-untyped-def]
+def _col2im_plane(cols, dx, k, s, d, top, left, ho, wo):  # type: ignore[no-untyped-def]
     # cols: (k*k, Ho*Wo) gradient columns of one plane; dx: (H, W), overwritten. Offsets are added in the
     # reference's order (i, j), each a strided add.
     h, w = dx.shape
@@ -110,35 +111,36 @@ def _col2im_plane(cols, dx, k, s, top, left, ho, wo):  # type: ignore[no-untyped
     for i in range(k):
         for j in range(k):
             row = cols[i * k + j]
-            lo, hi = _valid_cols(j, s, left, w, wo)
+            lo, hi = _valid_cols(j * d, s, left, w, wo)
             for oh in range(ho):
-                dst = oh * s + i - top
+                dst = oh * s + i * d - top
                 if dst < 0 or dst >= h:
                     continue
-                dr, src = dx[dst][lo * s + j - left :], row[oh * wo + lo :]
+                dr, src = dx[dst][lo * s + j * d - left :], row[oh * wo + lo :]
                 for ow in range(hi - lo):
                     dr[ow * s] += src[ow]
 
 
 @njit(**OPTS)
-def _col2im_planes(cols, dx, k, s, top, left, ho, wo, lo, hi):  # type: ignore[no-untyped-def]
+def _col2im_planes(cols, dx, k, s, d, top, left, ho, wo, lo, hi):  # type: ignore[no-untyped-def]
     c = dx.shape[1]
     kk, hw = k * k, ho * wo
     for q in range(lo, hi):
         n, ci = q // c, q % c
-        _col2im_plane(cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], dx[n, ci], k, s, top, left, ho, wo)
+        _col2im_plane(cols[ci * kk : (ci + 1) * kk, n * hw : (n + 1) * hw], dx[n, ci], k, s, d, top, left, ho, wo)
 
 
 @parallel_kernel
-def _col2im_par(cols, dx, k, s, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
+def _col2im_par(cols, dx, k, s, d, top, left, ho, wo, pieces):  # type: ignore[no-untyped-def]
     planes = dx.shape[0] * dx.shape[1]
     for p in prange(pieces):
-        _col2im_planes(cols, dx, k, s, top, left, ho, wo, p * planes // pieces, (p + 1) * planes // pieces)
+        _col2im_planes(cols, dx, k, s, d, top, left, ho, wo, p * planes // pieces, (p + 1) * planes // pieces)
 
 
 # --- stride 1: "wide" columns -------------------------------------------------------------------------------
-# With stride 1, output pixel (oh, ow) of kernel offset (i, j) reads padded pixel (oh + i, ow + j). Computing
-# every output row at the padded width Wp instead of Wo (Wp - Wo = k - 1 extra columns, dropped afterwards)
+# With stride 1, output pixel (oh, ow) of kernel offset (i, j) reads padded pixel (oh + i d, ow + j d) (d the
+# dilation). Computing every output row at the padded width Wp instead of Wo (Wp - Wo = d (k - 1) extra
+# columns, dropped afterwards)
 # makes each offset's column row one contiguous run of the flat padded plane: im2col becomes k*k memcpy-like
 # copies per plane and col2im k*k contiguous adds, where the exact layout needs a short copy per output row.
 # The GEMMs do (Wp / Wo) more work (16/14 for the CNN's 3x3 "same" layers); the extra columns of the gradient
@@ -146,8 +148,8 @@ def _col2im_par(cols, dx, k, s, top, left, ho, wo, pieces):  # type: ignore[no-u
 
 
 @njit(**OPTS)
-def _im2col_wide_plane(x, cols, xp, k, top, left, hp, wp, ho):  # type: ignore[no-untyped-def]
-    # x: (H, W) one plane; cols: (k*k, Ho*Wp) its rows; xp: flat scratch of Hp*Wp + k - 1.
+def _im2col_wide_plane(x, cols, xp, k, d, top, left, hp, wp, ho):  # type: ignore[no-untyped-def]
+    # x: (H, W) one plane; cols: (k*k, Ho*Wp) its rows; xp: flat scratch of Hp*Wp + d*(k - 1).
     h, w = x.shape
     zero = x.dtype.type(0.0)
     xp[:] = zero
@@ -160,39 +162,39 @@ def _im2col_wide_plane(x, cols, xp, k, top, left, hp, wp, ho):  # type: ignore[n
     span = ho * wp
     for i in range(k):
         for j in range(k):
-            row, src = cols[i * k + j], xp[i * wp + j :]
+            row, src = cols[i * k + j], xp[(i * wp + j) * d :]
             for t in range(span):
                 row[t] = src[t]
 
 
 @njit(**OPTS)
-def _im2col_wide_planes(x, cols, k, top, left, hp, wp, ho, lo, hi):  # type: ignore[no-untyped-def]
+def _im2col_wide_planes(x, cols, k, d, top, left, hp, wp, ho, lo, hi):  # type: ignore[no-untyped-def]
     c = x.shape[1]
     kk, span = k * k, ho * wp
-    xp = np.empty(hp * wp + k - 1, x.dtype)
+    xp = np.empty(hp * wp + d * (k - 1), x.dtype)
     for q in range(lo, hi):
         n, ci = q // c, q % c
         _im2col_wide_plane(
-            x[n, ci], cols[ci * kk : (ci + 1) * kk, n * span : (n + 1) * span], xp, k, top, left, hp, wp, ho
+            x[n, ci], cols[ci * kk : (ci + 1) * kk, n * span : (n + 1) * span], xp, k, d, top, left, hp, wp, ho
         )
 
 
 @parallel_kernel
-def _im2col_wide_par(x, cols, k, top, left, hp, wp, ho, pieces):  # type: ignore[no-untyped-def]
+def _im2col_wide_par(x, cols, k, d, top, left, hp, wp, ho, pieces):  # type: ignore[no-untyped-def]
     planes = x.shape[0] * x.shape[1]
     for p in prange(pieces):
-        _im2col_wide_planes(x, cols, k, top, left, hp, wp, ho, p * planes // pieces, (p + 1) * planes // pieces)
+        _im2col_wide_planes(x, cols, k, d, top, left, hp, wp, ho, p * planes // pieces, (p + 1) * planes // pieces)
 
 
 @njit(**OPTS)
-def _col2im_wide_plane(cols, dx, dxp, k, top, left, wp, ho):  # type: ignore[no-untyped-def]
+def _col2im_wide_plane(cols, dx, dxp, k, d, top, left, wp, ho):  # type: ignore[no-untyped-def]
     # cols: (k*k, Ho*Wp) gradient columns of one plane; dx: (H, W) overwritten; dxp: flat scratch.
     h, w = dx.shape
     dxp[:] = dx.dtype.type(0.0)
     span = ho * wp
     for i in range(k):
         for j in range(k):
-            row, dst = cols[i * k + j], dxp[i * wp + j :]
+            row, dst = cols[i * k + j], dxp[(i * wp + j) * d :]
             for t in range(span):
                 dst[t] += row[t]
     for r in range(h):
@@ -202,22 +204,22 @@ def _col2im_wide_plane(cols, dx, dxp, k, top, left, wp, ho):  # type: ignore[no-
 
 
 @njit(**OPTS)
-def _col2im_wide_planes(cols, dx, k, top, left, hp, wp, ho, lo, hi):  # type: ignore[no-untyped-def]
+def _col2im_wide_planes(cols, dx, k, d, top, left, hp, wp, ho, lo, hi):  # type: ignore[no-untyped-def]
     c = dx.shape[1]
     kk, span = k * k, ho * wp
-    dxp = np.empty(hp * wp + k - 1, dx.dtype)
+    dxp = np.empty(hp * wp + d * (k - 1), dx.dtype)
     for q in range(lo, hi):
         n, ci = q // c, q % c
         _col2im_wide_plane(
-            cols[ci * kk : (ci + 1) * kk, n * span : (n + 1) * span], dx[n, ci], dxp, k, top, left, wp, ho
+            cols[ci * kk : (ci + 1) * kk, n * span : (n + 1) * span], dx[n, ci], dxp, k, d, top, left, wp, ho
         )
 
 
 @parallel_kernel
-def _col2im_wide_par(cols, dx, k, top, left, hp, wp, ho, pieces):  # type: ignore[no-untyped-def]
+def _col2im_wide_par(cols, dx, k, d, top, left, hp, wp, ho, pieces):  # type: ignore[no-untyped-def]
     planes = dx.shape[0] * dx.shape[1]
     for p in prange(pieces):
-        _col2im_wide_planes(cols, dx, k, top, left, hp, wp, ho, p * planes // pieces, (p + 1) * planes // pieces)
+        _col2im_wide_planes(cols, dx, k, d, top, left, hp, wp, ho, p * planes // pieces, (p + 1) * planes // pieces)
 
 
 @njit(**OPTS)
@@ -247,26 +249,40 @@ def _from_nchw(g, g_t):  # type: ignore[no-untyped-def]
                     dst[c] = zero
 
 
-def _geometry(op: str, x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int]) -> Tuple[int, ...]:
+def _geometry(
+    op: str, x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int], dilation: int = 1
+) -> Tuple[int, ...]:
     if x.ndim != 4 or w.ndim != 4 or w.shape[1] != x.shape[1] or w.shape[2] != w.shape[3]:
         raise ValueError(f"{op}: expected x (N, C, H, W) and w (O, C, k, k), got {x.shape} and {w.shape}")
-    if stride < 1 or len(pad) != 4 or min(pad) < 0:
-        raise ValueError(f"{op}: stride {stride} must be >= 1 and pad {pad} four non-negative ints")
+    if stride < 1 or dilation < 1 or len(pad) != 4 or min(pad) < 0:
+        raise ValueError(
+            f"{op}: stride {stride} and dilation {dilation} must be >= 1 and pad {pad} four non-negative ints"
+        )
     k = w.shape[2]
+    span = dilation * (k - 1) + 1
     top, bottom, left, right = (int(p) for p in pad)
     hp, wp = x.shape[2] + top + bottom, x.shape[3] + left + right
-    if hp < k or wp < k:
-        raise ValueError(f"{op}: a {k} x {k} kernel does not fit the padded input {hp} x {wp}")
-    return k, top, left, (hp - k) // stride + 1, (wp - k) // stride + 1
+    if hp < span or wp < span:
+        raise ValueError(f"{op}: a {k} x {k} kernel spanning {span} pixels does not fit the padded input {hp} x {wp}")
+    return k, top, left, (hp - span) // stride + 1, (wp - span) // stride + 1
 
 
-def _row_width(k: int, s: int, wo: int) -> int:
+def _row_width(k: int, s: int, wo: int, d: int = 1) -> int:
     """Columns per output row in the column matrix: the padded width Wp for stride 1 (the wide layout), else Wo."""
-    return wo + k - 1 if s == 1 else wo
+    return wo + d * (k - 1) if s == 1 else wo
 
 
 def _im2col(
-    x: np.ndarray, k: int, s: int, top: int, left: int, ho: int, wo: int, extra: int, fresh: bool = False
+    x: np.ndarray,
+    k: int,
+    s: int,
+    top: int,
+    left: int,
+    ho: int,
+    wo: int,
+    extra: int,
+    fresh: bool = False,
+    d: int = 1,
 ) -> Tuple[np.ndarray, int]:
     """Columns (C*k*k + extra, N*Ho*width) in a scratch buffer (a new array if ``fresh``), and the width of
     their output rows.
@@ -275,28 +291,30 @@ def _im2col(
     """
     n, c, h, w = x.shape
     planes = n * c
-    width = _row_width(k, s, wo)
+    width = _row_width(k, s, wo, d)
     shape = (c * k * k + extra, n * ho * width)
     cols = np.empty(shape, x.dtype) if fresh else _buffer("cols", shape, x.dtype)
     pieces = chunks(planes, cols.size, _MIN_WORK)
     if s == 1:
-        hp = ho + k - 1
+        hp = ho + d * (k - 1)
         if pieces == 1:
-            _im2col_wide_planes(x, cols, k, top, left, hp, width, ho, 0, planes)
+            _im2col_wide_planes(x, cols, k, d, top, left, hp, width, ho, 0, planes)
         else:
-            _im2col_wide_par(x, cols, k, top, left, hp, width, ho, pieces)
+            _im2col_wide_par(x, cols, k, d, top, left, hp, width, ho, pieces)
         return cols, width
     if pieces == 1:
-        _im2col_planes(x, cols, k, s, top, left, ho, wo, 0, planes)
+        _im2col_planes(x, cols, k, s, d, top, left, ho, wo, 0, planes)
     else:
-        _im2col_par(x, cols, k, s, top, left, ho, wo, pieces)
+        _im2col_par(x, cols, k, s, d, top, left, ho, wo, pieces)
     return cols, width
 
 
-def columns_nbytes(x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int], bias: bool) -> int:
+def columns_nbytes(
+    x: np.ndarray, w: np.ndarray, stride: int, pad: Tuple[int, int, int, int], bias: bool, dilation: int = 1
+) -> int:
     """Bytes of the columns ``conv2d_forward(..., return_columns=True)`` returns for these inputs."""
-    k, _, _, ho, wo = _geometry("columns_nbytes", x, w, int(stride), pad)
-    width = _row_width(k, int(stride), wo)
+    k, _, _, ho, wo = _geometry("columns_nbytes", x, w, int(stride), pad, int(dilation))
+    width = _row_width(k, int(stride), wo, int(dilation))
     rows = x.shape[1] * k * k + (1 if bias else 0)
     return rows * x.shape[0] * ho * width * x.dtype.itemsize
 
@@ -308,11 +326,13 @@ def conv2d_forward(
     stride: int,
     pad: Tuple[int, int, int, int],
     return_columns: bool = False,
+    dilation: int = 1,
 ) -> Any:
     """Cross-correlation of x (N, C, H, W) with w (O, C, k, k), plus b (O,) or None.
 
-    ``pad`` = (top, bottom, left, right) zero padding. Returns y (N, O, Ho, Wo) with
-    ``Ho = (H + top + bottom - k) // stride + 1`` (likewise Wo). With ``return_columns``, returns
+    ``pad`` = (top, bottom, left, right) zero padding; kernel elements ``dilation`` pixels apart. Returns
+    y (N, O, Ho, Wo) with ``Ho = (H + top + bottom - dilation (k - 1) - 1) // stride + 1`` (likewise Wo).
+    With ``return_columns``, returns
     ``(y, cols)``: the im2col matrix in an array of its own, to pass to :func:`conv2d_backward`, which then
     skips rebuilding it (it is k*k times the size of x; the caller decides whether that memory is worth it).
     """
@@ -321,12 +341,14 @@ def conv2d_forward(
         check_float(op, x=x, w=w)
     else:
         check_float(op, x=x, w=w, b=b)
-    k, top, left, ho, wo = _geometry(op, x, w, int(stride), pad)
+    d = int(dilation)
+    k, top, left, ho, wo = _geometry(op, x, w, int(stride), pad, d)
     n, o = x.shape[0], w.shape[0]
     ckk = w.shape[1] * k * k
     if b is not None and b.shape != (o,):
         raise ValueError(f"{op}: b has shape {b.shape}, expected ({o},)")
-    cols, width = _im2col(x, k, int(stride), top, left, ho, wo, 1 if b is not None else 0, fresh=return_columns)
+    extra = 1 if b is not None else 0
+    cols, width = _im2col(x, k, int(stride), top, left, ho, wo, extra, fresh=return_columns, d=d)
     wmat = w.reshape(o, ckk)
     if b is not None:
         # The bias rides along as one more kernel column against a row of ones.
@@ -348,25 +370,27 @@ def conv2d_backward(
     need_dw: bool = True,
     need_db: bool = True,
     cols: Optional[np.ndarray] = None,
+    dilation: int = 1,
 ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray], Optional[np.ndarray]]:
     """Gradients of :func:`conv2d_forward` from g (N, O, Ho, Wo).
 
-    ``cols`` is what ``conv2d_forward(..., return_columns=True)`` returned for the same x, w, stride and pad;
-    without it the weight gradient rebuilds the columns from x.
+    ``cols`` is what ``conv2d_forward(..., return_columns=True)`` returned for the same x, w, stride, pad
+    and dilation; without it the weight gradient rebuilds the columns from x.
 
     Returns:
         ``(dx, dw, db)``: (N, C, H, W), (O, C, k, k), (O,); None for each one not asked for.
     """
     op = "conv2d_backward"
     check_float(op, g=g, x=x, w=w)
-    k, top, left, ho, wo = _geometry(op, x, w, int(stride), pad)
+    d = int(dilation)
+    k, top, left, ho, wo = _geometry(op, x, w, int(stride), pad, d)
     n, c = x.shape[:2]
     o, s = w.shape[0], int(stride)
     if g.shape != (n, o, ho, wo):
         raise ValueError(f"{op}: g has shape {g.shape}, expected {(n, o, ho, wo)}")
     # (O, N*Ho*width): the batch side by side, so each product below is one GEMM (a small copy of g; with the
     # wide layout of stride 1 the extra columns are zeros).
-    width = _row_width(k, s, wo)
+    width = _row_width(k, s, wo, d)
     g_t = _buffer("g_t", (o, n, ho, width), g.dtype)
     _from_nchw(g, g_t)
     g_t = g_t.reshape(o, n * ho * width)
@@ -374,7 +398,7 @@ def conv2d_backward(
     if need_dw:
         ckk = c * k * k
         if cols is None:
-            cols, _ = _im2col(x, k, s, top, left, ho, wo, 0)
+            cols, _ = _im2col(x, k, s, top, left, ho, wo, 0, d=d)
         elif (
             cols.dtype != x.dtype
             or cols.ndim != 2
@@ -396,13 +420,13 @@ def conv2d_backward(
         planes = n * c
         pieces = chunks(planes, dcols.size, _MIN_WORK)
         if s == 1:
-            hp, wp = ho + k - 1, width
+            hp, wp = ho + d * (k - 1), width
             if pieces == 1:
-                _col2im_wide_planes(dcols, dx, k, top, left, hp, wp, ho, 0, planes)
+                _col2im_wide_planes(dcols, dx, k, d, top, left, hp, wp, ho, 0, planes)
             else:
-                _col2im_wide_par(dcols, dx, k, top, left, hp, wp, ho, pieces)
+                _col2im_wide_par(dcols, dx, k, d, top, left, hp, wp, ho, pieces)
         elif pieces == 1:
-            _col2im_planes(dcols, dx, k, s, top, left, ho, wo, 0, planes)
+            _col2im_planes(dcols, dx, k, s, d, top, left, ho, wo, 0, planes)
         else:
-            _col2im_par(dcols, dx, k, s, top, left, ho, wo, pieces)
+            _col2im_par(dcols, dx, k, s, d, top, left, ho, wo, pieces)
     return dx, dw, db

@@ -100,6 +100,9 @@ class _CPU:
         floats = [d for d in dtypes if d and "int" not in d and d != "bool"] or [inputs.dtype]
         if any(d not in self.floats for d in floats) or len(set(floats)) > 1:
             reasons.append(f"dtypes {sorted(set(floats))}: only one of {', '.join(self.floats)} throughout")
+        empty = [n for n, s, d in zip(inputs.names, inputs.shapes, inputs.dtypes) if d and 0 in s]
+        if empty:
+            reasons.append(f"empty {', '.join(empty)}: core's reference returns the empty result")
         return reasons
 
 
@@ -261,57 +264,110 @@ KEEP_COLUMNS_BYTES = 16 << 20
 
 
 class CPUConv2dFunction(Function):
-    """Convolution as a fused pad+im2col, one BLAS product, and a fused col2im in the backward."""
+    """Convolution as a fused pad+im2col, one BLAS product, and a fused col2im in the backward.
 
-    def forward(self, x: Any, weight: Any, *bias: Any, stride: int = 1, padding: Tuple[int, ...] = (0, 0, 0, 0)) -> Any:
+    With ``groups`` > 1 each group's channels go through the same kernels on their own (a depthwise
+    convolution is one small product per channel), and the outputs are joined along the channel axis.
+    """
+
+    def forward(
+        self,
+        x: Any,
+        weight: Any,
+        *bias: Any,
+        stride: int = 1,
+        padding: Tuple[int, ...] = (0, 0, 0, 0),
+        dilation: int = 1,
+        groups: int = 1,
+    ) -> Any:
         # The bias is the optional third input (absent, not None, so it never becomes a Tensor of None).
         self.x, self.weight, self.stride, self.padding = _c(x), _c(weight), int(stride), tuple(padding)
+        self.dilation, self.groups = int(dilation), int(groups)
         self.has_bias = bool(bias)
         b = _c(bias[0]) if bias else None
-        self.cols = None
-        if (
+        xs, ws, bs = self._groups(self.x, self.weight, b)
+        keep = (
             is_grad_enabled()
             and self.needs_input_grad[1]
-            and K.columns_nbytes(self.x, self.weight, self.stride, self.padding, b is not None) <= KEEP_COLUMNS_BYTES
-        ):
-            y, self.cols = K.conv2d_forward(self.x, self.weight, b, self.stride, self.padding, return_columns=True)
-            return y
-        return K.conv2d_forward(self.x, self.weight, b, self.stride, self.padding)
+            and sum(
+                K.columns_nbytes(xg, wg, self.stride, self.padding, b is not None, self.dilation)
+                for xg, wg in zip(xs, ws)
+            )
+            <= KEEP_COLUMNS_BYTES
+        )
+        outs, self.cols = [], [] if keep else None
+        for xg, wg, bg in zip(xs, ws, bs):
+            if keep:
+                y, cols = K.conv2d_forward(
+                    xg, wg, bg, self.stride, self.padding, return_columns=True, dilation=self.dilation
+                )
+                self.cols.append(cols)
+            else:
+                y = K.conv2d_forward(xg, wg, bg, self.stride, self.padding, dilation=self.dilation)
+            outs.append(y)
+        return outs[0] if len(outs) == 1 else np.concatenate(outs, axis=1)
+
+    def _groups(self, x: np.ndarray, w: np.ndarray, b: Optional[np.ndarray]) -> Tuple[List[Any], List[Any], List[Any]]:
+        """Each group's input channels, filters and bias (the whole arrays for one group)."""
+        g = self.groups
+        if g == 1:
+            return [x], [w], [b]
+        cg, og = x.shape[1] // g, w.shape[0] // g
+        xs = [_c(x[:, i * cg : (i + 1) * cg]) for i in range(g)]
+        ws = [w[i * og : (i + 1) * og] for i in range(g)]
+        bs = [None if b is None else b[i * og : (i + 1) * og] for i in range(g)]
+        return xs, ws, bs
 
     def backward(self, grad: Tensor) -> Tuple[Any, ...]:
         need = self.needs_input_grad
         # The graph (and this Function) can outlive the backward: let the columns go now. A second backward
         # (retain_graph) rebuilds them.
-        cols, self.cols = self.cols, None
-        dx, dw, db = K.conv2d_backward(
-            _c(grad.data),
-            self.x,
-            self.weight,
-            self.stride,
-            self.padding,
-            need[0],
-            need[1],
-            self.has_bias and need[2],
-            cols=cols,
-        )
+        kept, self.cols = self.cols, None
+        xs, ws, _ = self._groups(self.x, self.weight, None)
+        og = self.weight.shape[0] // self.groups
+        g = _c(grad.data)
+        parts = []
+        for i, (xg, wg) in enumerate(zip(xs, ws)):
+            gi = g if self.groups == 1 else _c(g[:, i * og : (i + 1) * og])
+            parts.append(
+                K.conv2d_backward(
+                    gi,
+                    xg,
+                    wg,
+                    self.stride,
+                    self.padding,
+                    need[0],
+                    need[1],
+                    self.has_bias and need[2],
+                    cols=None if kept is None else kept[i],
+                    dilation=self.dilation,
+                )
+            )
+
+        def joined(which: int, axis: int) -> Any:
+            got = [p[which] for p in parts]
+            if got[0] is None:
+                return None
+            return got[0] if len(got) == 1 else np.concatenate(got, axis=axis)
+
+        dx, dw, db = joined(0, 1), joined(1, 0), joined(2, 0)
         return (dx, dw, db) if self.has_bias else (dx, dw)
 
 
 class CPUConv2d(_CPU, Conv2dKernel):
-    """2-D convolution: square kernels of any size, one stride for both axes, any zero padding."""
+    """2-D convolution: square kernels of any size, one stride and one dilation for both axes, any zero
+    padding, any number of groups."""
 
     def check(self, inputs: KernelInputs) -> List[str]:
         reasons = super().check(inputs)
         _, _, kh, kw = inputs.shape("weight")
-        sh, sw = inputs.param("stride")
+        (sh, sw), (dh, dw) = inputs.param("stride"), inputs.param("dilation")
         if kh != kw:
             reasons.append(f"kernel {kh}x{kw}: only square kernels")
         if sh != sw:
             reasons.append(f"stride {(sh, sw)}: only one stride for both axes")
-        if tuple(inputs.param("dilation")) != (1, 1):
-            reasons.append(f"dilation {inputs.param('dilation')}: only 1")
-        if inputs.param("groups") != 1:
-            reasons.append(f"groups={inputs.param('groups')}: only 1")
+        if dh != dw:
+            reasons.append(f"dilation {(dh, dw)}: only one dilation for both axes")
         return reasons
 
     def apply(
@@ -326,7 +382,7 @@ class CPUConv2d(_CPU, Conv2dKernel):
         groups: int,
     ) -> Tensor:
         tensors = (x, weight) if bias is None else (x, weight, bias)
-        return CPUConv2dFunction.apply(*tensors, stride=stride[0], padding=padding)
+        return CPUConv2dFunction.apply(*tensors, stride=stride[0], padding=padding, dilation=dilation[0], groups=groups)
 
 
 class CPUMaxPool2dFunction(Function):

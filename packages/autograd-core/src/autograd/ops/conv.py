@@ -218,6 +218,7 @@ class Conv2dKernel(Kernel):
             (2, 3, 9, 9, 2, (3, 3), (1, 1), (0, 0, 0, 0), (2, 2), 1, True),
             (1, 4, 6, 6, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4, True),
             (2, 4, 7, 7, 6, (3, 2), (2, 1), (1, 1, 0, 0), (1, 2), 2, False),
+            (0, 2, 5, 5, 3, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1, True),  # an empty batch
         ]:
             label = f"x{(nb, c, h, w)} w{(o, c // g) + k} stride={s} padding={pad} dilation={dil} groups={g}"
             label += f" bias={bias}"

@@ -151,9 +151,10 @@ class MaxPool2dKernel(Kernel):
             (1, 1, 5, 5, (2, 2), (1, 1), (0, 0, 0, 0)),
             (1, 2, 7, 6, (3, 2), (2, 1), (1, 1, 0, 1)),
             (2, 1, 5, 5, (2, 2), (2, 2), (0, 1, 0, 1)),
+            (0, 2, 4, 4, (2, 2), (2, 2), (0, 0, 0, 0)),  # an empty batch
         ]:
             x = np.round(rng.standard_normal((nb, c, h, w)) * 2) / 2  # coarse values: ties inside windows
-            x[0, 0, :3, :3] = 0.0  # a window of equal values, as after a ReLU
+            x[:1, :1, :3, :3] = 0.0  # a window of equal values, as after a ReLU
             label = f"x{(nb, c, h, w)} k={k} stride={s} padding={pad}"
             out.append(KernelCase(label, [x], {"kernel_size": k, "stride": s, "padding": pad}, (True,)))
         return out

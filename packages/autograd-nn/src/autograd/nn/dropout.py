@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from autograd import backend
-from autograd.nn._checks import as_input
+from autograd.nn._checks import as_input, options
 from autograd.nn.module import Module
 from autograd.tensor import Tensor
 
@@ -25,6 +25,7 @@ class Dropout(Module):
     """
 
     def __init__(self, p: float = 0.5, **kwargs: Any) -> None:
+        options("Dropout", kwargs)
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be in [0, 1], got {p}")

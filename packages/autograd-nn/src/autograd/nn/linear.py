@@ -8,7 +8,7 @@ import numpy as np
 
 from autograd import backend
 from autograd.init import xavier_uniform
-from autograd.nn._checks import as_input, check
+from autograd.nn._checks import as_input, check, options
 from autograd.nn.module import Module
 from autograd.ops.embedding import embedding
 from autograd.precision import to_low
@@ -30,10 +30,11 @@ class Linear(Module):
     """
 
     def __init__(self, input_size: int, output_size: int, **kwargs: Any) -> None:
+        opts = options("Linear", kwargs, bias=True)
         super().__init__()
         self.input_size, self.output_size = int(input_size), int(output_size)
         self.weight = xavier_uniform(Tensor(backend.asarray(np.zeros((input_size, output_size), np.float32))))
-        if kwargs.get("bias", True):
+        if opts["bias"]:
             self.bias = Tensor(backend.asarray(np.zeros(output_size, np.float32)))
         else:
             self.bias = None

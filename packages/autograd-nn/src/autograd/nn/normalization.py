@@ -8,7 +8,7 @@ import numpy as np
 
 from autograd import backend
 from autograd.backend import lib as _lib
-from autograd.nn._checks import as_input, check
+from autograd.nn._checks import as_input, check, options
 from autograd.nn.module import Module
 from autograd.ops.norm import LayerNormFunction, layer_norm
 from autograd.tensor import Tensor, no_grad
@@ -30,6 +30,7 @@ class LayerNorm(Module):
     """
 
     def __init__(self, input_size: int, epsilon: float = 1e-05, **kwargs: Any) -> None:
+        options("LayerNorm", kwargs)
         super().__init__()
         self.input_size, self.epsilon = int(input_size), float(epsilon)
         self.weight = Tensor(backend.asarray(np.ones(input_size, np.float32)))
@@ -59,6 +60,7 @@ class BatchNorm(Module):
     """
 
     def __init__(self, input_size: int, momentum: float = 0.1, epsilon: float = 1e-05, **kwargs: Any) -> None:
+        options("BatchNorm", kwargs)
         super().__init__()
         self.input_size, self.momentum, self.epsilon = int(input_size), float(momentum), float(epsilon)
         self.weight = Tensor(backend.asarray(np.ones(input_size, np.float32)))
