@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import os
 import sys
+import tracemalloc
 import warnings
 
 import pytest
@@ -66,3 +68,21 @@ def core_kernels(monkeypatch):
     monkeypatch.delenv("AUTOGRAD_KERNELS", raising=False)
     with registry.isolated(plugins="autograd-core"):
         yield registry
+
+
+def _live_bytes() -> int:
+    """Bytes the backend's arrays hold right now."""
+    gc.collect()
+    if backend.BACKEND == "mlx":
+        backend.lib.eval(backend.lib.zeros(1))
+        return int(backend.lib.get_active_memory())
+    if backend.BACKEND == "cupy":
+        return int(backend.lib.get_default_memory_pool().used_bytes())
+    return tracemalloc.get_traced_memory()[0]
+
+
+@pytest.fixture
+def memory():
+    tracemalloc.start()
+    yield _live_bytes
+    tracemalloc.stop()

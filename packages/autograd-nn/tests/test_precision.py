@@ -90,3 +90,37 @@ def test_a_dtype_the_backend_lacks_is_refused_before_anything_changes():
     with pytest.raises(ValueError, match="autocast: dtype must be one of"):
         model.set_precision("int8")
     assert model.precision is None and model.fc1.weight.dtype == backend.dtype("float32")
+
+
+@pytest.mark.parametrize("low", ["bfloat16", "float16"])
+def test_a_float32_bias_gets_its_gradient_summed_in_float32(low):
+    try:
+        backend.dtype(low)
+    except TypeError:
+        pytest.skip(f"no {low} on this backend")
+    layer = nn.Linear(2, 3).set_precision(low, params="float32")
+    x = Tensor(backend.asarray(np.ones((4096, 2), np.float32)), requires_grad=False)
+    layer(x).astype("float32").sum().backward()
+    # Summed in the low dtype, 1 + 1 + ... stalls at 256 (bfloat16) or 2048 (float16).
+    assert layer.bias.grad.dtype == backend.dtype("float32")
+    assert to_np(layer.bias.grad).tolist() == [4096.0] * 3
+
+
+def test_a_low_precision_convolution_bias_gradient_matches_float32():
+    low = _low()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 3, 12, 12)).astype(np.float32)
+    g = rng.standard_normal((8, 4, 12, 12)).astype(np.float32)
+
+    def bias_grad(precision):
+        backend.seed(0)
+        conv = nn.Conv2d(3, 4, 3, padding_mode="same")
+        if precision:
+            conv.set_precision(precision, params="float32")
+        out = conv(Tensor(backend.asarray(x), requires_grad=False))
+        (out.astype("float32") * Tensor(backend.asarray(g), requires_grad=False)).sum().backward()
+        return to_np(conv.bias.grad)
+
+    want, got = bias_grad(None), bias_grad(low)
+    # Each element of the upstream gradient is rounded to the low dtype once; the sum itself is float32's.
+    assert np.abs(got - want).max() <= 2e-3 * np.abs(g).sum(axis=(0, 2, 3)).max()

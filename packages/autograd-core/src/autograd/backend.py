@@ -61,6 +61,7 @@ __all__ = [
     "to_numpy",
     "materialize",
     "add_at",
+    "total",
     "as_strided",
     "contiguous",
     "add_into",
@@ -78,10 +79,13 @@ __all__ = [
     "bernoulli",
     "random_seed",
     "copy",
+    "storage",
+    "write",
     "placeholder",
     "check_index",
     "cast_exact",
     "is_numeric",
+    "itemsize",
 ]
 
 BACKENDS = ("numpy", "mlx", "cupy")
@@ -125,6 +129,8 @@ class NumpyBackend:
     name = "numpy"
     #: NumPy checks indices itself; MLX and CuPy do not (see :meth:`check_index`).
     checks_bounds = True
+    #: Arrays can be written in place, so views and other aliases see the writes (MLX's cannot).
+    mutable = True
     #: Whether float64 exp/log/tanh are computed in float64 (MLX's CPU build evaluates them at float32 precision).
     float64_transcendentals_exact = True
 
@@ -191,6 +197,10 @@ class NumpyBackend:
         dt = np.dtype(dt)
         return dt.kind in "biufc" or dt.name == "bfloat16"
 
+    def itemsize(self, dt: Any) -> int:
+        """Bytes per element of ``dt``."""
+        return np.dtype(dt).itemsize
+
     def keep_bfloat16(self, out: Any, inputs: Sequence[Any]) -> Any:
         bf16 = self._bfloat16
         if bf16 is None or getattr(out, "dtype", None) is not _FLOAT32:
@@ -222,6 +232,16 @@ class NumpyBackend:
     def copy(self, x: Any) -> Any:
         return x.copy()
 
+    def storage(self, x: Any) -> Any:
+        """The array that owns ``x``'s memory (``x`` itself unless it is a view)."""
+        while isinstance(x.base, self.ndarray):
+            x = x.base
+        return x
+
+    def write(self, target: Any, value: Any) -> None:
+        """Copy ``value`` into ``target``'s memory (every view of it sees the change); float into int is refused."""
+        self.lib.copyto(target, value, casting="same_kind")
+
     def contiguous(self, x: Any) -> Any:
         return self.lib.ascontiguousarray(x)
 
@@ -236,6 +256,10 @@ class NumpyBackend:
     def as_strided(self, x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:
         x = self.lib.ascontiguousarray(x)
         return self._strided()(x, shape=tuple(shape), strides=tuple(s * x.itemsize for s in strides))
+
+    def total(self, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Any:
+        """``x`` summed over ``axis``, accumulated (and returned) in ``dtype`` when given."""
+        return self.lib.sum(x, axis=axis, keepdims=keepdims, dtype=dtype)
 
     def add_at(self, target: Any, index: Any, values: Any) -> Any:
         if _is_basic_index(index):
@@ -385,6 +409,8 @@ class MLXBackend(NumpyBackend):
     name = "mlx"
     checks_bounds = False
     float64_transcendentals_exact = False
+    #: MLX arrays are immutable values: an in-place update makes a new array, and no alias sees it.
+    mutable = False
 
     def __init__(self, module: Any) -> None:
         super().__init__(module)
@@ -413,6 +439,9 @@ class MLXBackend(NumpyBackend):
     def is_numeric(self, dt: Any) -> bool:
         return True
 
+    def itemsize(self, dt: Any) -> int:
+        return int(dt.size)
+
     def keep_bfloat16(self, out: Any, inputs: Sequence[Any]) -> Any:
         return out  # MLX keeps bfloat16 through Python scalars itself
 
@@ -437,13 +466,24 @@ class MLXBackend(NumpyBackend):
     def copy(self, x: Any) -> Any:
         return self.lib.array(x)  # immutable values: a new handle is an independent copy
 
+    def storage(self, x: Any) -> Any:
+        raise TypeError("MLX arrays are immutable: there is no storage to write into")
+
+    def write(self, target: Any, value: Any) -> None:
+        raise TypeError("MLX arrays are immutable: updates make new arrays")
+
     def contiguous(self, x: Any) -> Any:
         return x  # MLX manages layout itself
 
     def as_strided(self, x: Any, shape: Sequence[int], strides: Sequence[int]) -> Any:
         return self.lib.as_strided(x, tuple(shape), tuple(strides))
 
+    def total(self, x: Any, axis: Any = None, keepdims: bool = False, dtype: Any = None) -> Any:
+        return self.lib.sum(x if dtype is None else x.astype(dtype), axis=axis, keepdims=keepdims)
+
     def add_at(self, target: Any, index: Any, values: Any) -> Any:
+        if getattr(values, "size", 1) == 0:
+            return target  # MLX's scatter refuses empty updates; adding nothing changes nothing
         return target.at[index].add(values)
 
     def add_into(self, out: Any, x: Any) -> Any:
@@ -623,6 +663,8 @@ is_floating = active.is_floating
 is_low_precision = active.is_low_precision
 #: True for bool, integer, floating and complex dtypes (not strings or objects).
 is_numeric = active.is_numeric
+#: Bytes per element of a dtype.
+itemsize = active.itemsize
 #: ``out`` rounded back to bfloat16 when NumPy promoted bfloat16 inputs to float32 through a Python scalar
 #: (ml_dtypes' bfloat16 does not keep its dtype against a Python float); other backends and dtypes unchanged.
 keep_bfloat16 = active.keep_bfloat16
@@ -636,6 +678,10 @@ to_numpy = active.to_numpy
 materialize = active.materialize
 #: An independent copy of ``x``.
 copy = active.copy
+#: The array that owns ``x``'s memory (NumPy and CuPy; MLX arrays are immutable and have none).
+storage = active.storage
+#: Copy ``value`` into ``target``'s memory, so every view sees it (NumPy and CuPy).
+write = active.write
 #: ``x`` laid out in C order (a copy only when it is not).
 contiguous = active.contiguous
 #: A read-only array of ``shape`` and dtype that holds no memory (zero strides), for nodes that keep only shapes.
@@ -644,6 +690,8 @@ placeholder = active.placeholder
 as_strided = active.as_strided
 #: ``target[index] += values`` with repeated indices accumulated; always use the returned array (MLX's is new).
 add_at = active.add_at
+#: ``x`` summed over ``axis``, accumulated (and returned) in ``dtype`` when one is given.
+total = active.total
 #: ``out + x``, written into ``out`` where arrays are mutable (``out`` must be a fresh array nobody else holds).
 add_into = active.add_into
 #: ``a @ b``: half precision through float32 on NumPy, exact for integers on MLX.

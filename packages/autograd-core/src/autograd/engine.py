@@ -24,12 +24,13 @@ Conventions chosen where the API reference is silent:
 
 from __future__ import annotations
 
+import sys
 import threading
+import weakref
 from functools import wraps
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from autograd import backend
-from autograd.backend import lib as _lib
 
 __all__ = [
     "AutogradError",
@@ -45,6 +46,7 @@ __all__ = [
     "checkpoint",
     "tensor_class",
     "set_tensor_class",
+    "write_into",
 ]
 
 
@@ -183,6 +185,11 @@ class Function:
     #: Set on a node made by a kernel plugin: checks (and may raise on) the gradients its backward returns,
     #: which the walk then uses as they are (never un-broadcast). See ``autograd.kernels.registry``.
     check_gradients: Optional[Callable[["Function", Tuple[Any, ...]], Tuple[Any, ...]]] = None
+    #: True for ops whose backward converts the gradient to its input's dtype anyway (casts): the walk then
+    #: hands them the gradient as it arrived, not rounded to their (narrower) output dtype first.
+    accepts_wide_grad: bool = False
+    #: The count of in-place writes when this node ran (None: not recorded); see :func:`write_into`.
+    epoch: Optional[int] = None
 
     def __init__(self, *tensors: Any) -> None:
         """Initialize a Function with its input tensors."""
@@ -224,6 +231,7 @@ class Function:
             # gradient (so ``out.creator`` is there to inspect); only tensors
             # that require grad are ever walked by backward().
             fn.versions = [t._version for t in tensors]
+            fn.epoch = _WRITES[0]
             return Tensor._make(out, fn, True in fn.needs_input_grad)
         fn.tensors = ()
         return Tensor._make(out, None, False)
@@ -242,11 +250,14 @@ class Function:
         lead = len(shape) - len(to_shape)
         if lead < 0:
             raise ShapeError(f"unbroadcast: gradient of shape {shape} cannot reduce to {to_shape}")
+        # float16/bfloat16 gradients are summed in float32 and stay float32 (summing 4096 ones in bfloat16
+        # stalls at 256): the walk rounds them to the input's dtype, or a cast passes them on unrounded.
+        wide = backend.dtype("float32") if backend.is_low_precision(grad_arr.dtype) else None
         if lead:
-            grad_arr = _lib.sum(grad_arr, axis=tuple(range(lead)))
+            grad_arr = backend.total(grad_arr, axis=tuple(range(lead)), dtype=wide)
         axes = tuple(i for i, s in enumerate(to_shape) if s == 1 and grad_arr.shape[i] != 1)
         if axes:
-            grad_arr = _lib.sum(grad_arr, axis=axes, keepdims=True)
+            grad_arr = backend.total(grad_arr, axis=axes, keepdims=True, dtype=wide)
         if tuple(grad_arr.shape) != to_shape:
             raise ShapeError(f"unbroadcast: gradient of shape {shape} cannot reduce to {to_shape}")
         return grad_arr
@@ -359,10 +370,15 @@ def run_backward(root: Any, grad: Any) -> None:
                     hook(node)
             continue
         if g.dtype != node._data.dtype:
-            g = g.astype(node._data.dtype)
-        grad_tensor = Tensor._make(g, None, False)
-        node._grad = grad_tensor
-        in_grads = fn.backward(grad_tensor)
+            wide = fn.accepts_wide_grad and backend.itemsize(g.dtype) > backend.itemsize(node._data.dtype)
+            node._grad = Tensor._make(g.astype(node._data.dtype), None, False)
+            grad_tensor = Tensor._make(g, None, False) if wide else node._grad
+        else:
+            grad_tensor = node._grad = Tensor._make(g, None, False)
+        if _saved and fn.epoch is not None and fn.epoch != _WRITES[0]:
+            in_grads = _backward_as_recorded(fn, inputs_of[id(fn)], node, grad_tensor)
+        else:
+            in_grads = fn.backward(grad_tensor)
         if not isinstance(in_grads, (tuple, list)):
             in_grads = (in_grads,)
         if fn.check_gradients is not None:
@@ -377,6 +393,116 @@ def run_backward(root: Any, grad: Any) -> None:
             key = id(t)
             prev = grads.get(key)
             grads[key] = ig if prev is None else prev + ig
+
+
+# --- in-place writes -------------------------------------------------------------------------------------------
+#
+# On NumPy and CuPy an in-place update (``x[i] = v``, ``x += y``) writes into the memory the tensor shares with
+# every alias (views, detached copies, the array of ``x.data``), so they all see it. Graph nodes recorded before
+# the write may have saved that memory for their backward; they must still see the values they were computed
+# from. So a write first counts who else holds the storage (the array that owns the memory): when someone does,
+# it keeps a copy of the storage as it was, and the backward of a node older than the write runs with the old
+# contents put back for the duration of that call. Nobody else holding the storage means no node can have saved
+# it, and the copies kept for it are dropped. MLX arrays are immutable: an update there makes a new array.
+
+#: In-place writes so far; each node records the count it ran at (``Function.epoch``).
+_WRITES = [0]
+#: At most this many copies are kept per storage; a node older than the oldest dropped one cannot run its backward.
+MAX_SAVED_COPIES = 8
+
+
+class _Saved:
+    """The copies kept of one storage: ``(write count, contents just before that write)``, oldest first."""
+
+    __slots__ = ("ref", "copies", "dropped")
+
+    def __init__(self, root: Any) -> None:
+        key = id(root)
+        self.ref = weakref.ref(root, lambda _ref, key=key: _saved.pop(key, None))
+        self.copies: List[Tuple[int, Any]] = []
+        self.dropped = 0
+
+
+#: By ``id`` of a storage, while it lives.
+_saved: Dict[int, _Saved] = {}
+
+
+def _references(tensor: Any) -> Tuple[int, bool]:
+    """References to the storage of ``tensor._data``, and whether the array is that storage (not a view of it)."""
+    target = tensor._data
+    root = backend.storage(target)
+    return sys.getrefcount(root), root is target
+
+
+class _Probe:
+    _data: Any = None
+
+
+def _calibrate() -> Dict[bool, int]:
+    """What :func:`_references` counts when nothing but the tensor holds its storage, for a whole array and a view."""
+    if not backend.active.mutable:
+        return {}
+    probe = _Probe()
+    probe._data = backend.lib.zeros(4)
+    alone = _references(probe)[0]
+    probe._data = backend.lib.zeros(4)[1:3]
+    view = _references(probe)[0]
+    return {True: alone, False: view}
+
+
+_ALONE = _calibrate()
+
+
+def write_into(tensor: Any, value: Any) -> None:
+    """Write ``value`` (an array of ``tensor``'s shape and dtype) into the memory of ``tensor._data``.
+
+    Keeps a copy of the storage when anything but ``tensor`` holds it (see
+    the comment above), then copies ``value`` in. NumPy and CuPy only.
+    """
+    refs, whole = _references(tensor)
+    _WRITES[0] += 1
+    root = backend.storage(tensor._data)
+    record = _saved.get(id(root))
+    if refs > _ALONE[whole]:
+        if record is None:
+            record = _saved[id(root)] = _Saved(root)
+        record.copies.append((_WRITES[0], backend.copy(root)))
+        if len(record.copies) > MAX_SAVED_COPIES:
+            record.dropped = record.copies.pop(0)[0]
+    elif record is not None:
+        record.copies.clear()  # nobody else holds the storage: no node older than this write can read it
+        record.dropped = 0
+    backend.write(tensor._data, value)
+
+
+def _backward_as_recorded(fn: Function, inputs: Tuple[Any, ...], output: Any, grad: Any) -> Any:
+    """``fn.backward(grad)`` with the storages of its inputs and output as they were when ``fn`` ran."""
+    restored: Dict[int, Tuple[Any, Any]] = {}
+    for t in (*inputs, output):
+        written = t.__dict__.get("_written")  # an in-place update's stand-in: a weak reference to its storage
+        array = written() if written is not None else t._data
+        if array is None or not backend.is_array(array):
+            continue
+        root = backend.storage(array)
+        record = _saved.get(id(root))
+        if record is None or id(root) in restored:
+            continue
+        if record.dropped > fn.epoch:
+            raise RuntimeError(
+                f"{type(fn).__name__}.backward needs values that were overwritten in place more than "
+                f"{MAX_SAVED_COPIES} times since it ran (a tensor of shape {tuple(root.shape)}): make the "
+                "updates out of place (x = x + y), or call backward before them"
+            )
+        before = next((copy for count, copy in record.copies if count > fn.epoch), None)
+        if before is None:
+            continue
+        restored[id(root)] = (root, backend.copy(root))
+        backend.write(root, before)
+    try:
+        return fn.backward(grad)
+    finally:
+        for root, now in restored.values():
+            backend.write(root, now)
 
 
 # --- checkpoint ------------------------------------------------------------
@@ -418,6 +544,7 @@ def checkpoint(run_function: Any, *tensors: Any) -> Any:
     Tensor = tensor_class()
     tensors = tuple(t if isinstance(t, Tensor) else Tensor(t, requires_grad=False) for t in tensors)
     fn = _Checkpoint(*tensors)
+    fn.epoch = _WRITES[0]
     out = fn.forward(*[t.data for t in tensors], run_function=run_function)
     if _grad_mode.enabled:
         return Tensor._make(out, fn, True)

@@ -22,6 +22,7 @@ Conventions chosen where the API reference is silent:
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -42,6 +43,7 @@ from autograd.engine import (
     rewrap,
     run_backward,
     set_tensor_class,
+    write_into,
 )
 from autograd.ops.arithmetic import (
     Abs,
@@ -444,41 +446,86 @@ class Tensor:
         return self._update_in_place(Mul, "*=", self._wrap_scalar_like_self(other))
 
     def _update_in_place(self, op: type, symbol: str, other: "Tensor", **kwargs: Any) -> "Tensor":
-        """Give this object the value of ``op(self, other)``, keeping only the history a backward needs.
+        """Give this tensor the value of ``op(self, other)``: written into its memory, and recorded in the graph.
 
-        * Under ``no_grad`` (or when neither side requires grad) only the value
-          changes: no graph node and no copy of the old value is kept, and the
-          tensor keeps its place in graphs recorded earlier (a parameter stays
-          the leaf those graphs send gradients to). This is how optimizers and
-          hand-written SGD update parameters.
-        * In grad mode on a tensor inside a graph, the old value becomes a
-          stand-in node (keeping its creator, not its data) and the op is
-          recorded, so graphs built before the update still route their
-          gradients through the old value and the new value is differentiable.
-        * In grad mode on a leaf that requires grad it raises, as PyTorch does:
-          the update would silently grow the graph by one node per step.
+        * The new value goes into the memory this tensor shares with its
+          aliases (views, ``detach()``, the array of ``.data``) on NumPy and
+          CuPy, so they all see it, as in PyTorch. MLX arrays are immutable:
+          there the tensor gets a new array, and no alias sees the update.
+          The dtype stays the tensor's (a float result is refused for an
+          integer tensor) and so does the shape.
+        * Under ``no_grad``, or when neither side requires grad, no graph node
+          is made: the tensor keeps its place in graphs recorded earlier (a
+          parameter stays the leaf those graphs send gradients to). This is how
+          hand-written SGD updates parameters.
+        * Otherwise (a leaf that requires grad included) the op is recorded: the
+          tensor now holds the op's output, and its old value becomes a
+          stand-in node that graphs recorded earlier still send their gradients
+          to. For ``x[i] = v`` the assigned region's gradient goes to ``v``,
+          and the rest to the old value; ``x.grad`` is then the gradient with
+          respect to the new value (as for any op's output).
+        * Nodes recorded earlier that saved this memory for their backward see
+          the values they ran with (see ``autograd.engine.write_into``).
+
+        A write through a view of a tensor that an op computed with gradients
+        (``y = f(x); y[0:2][0] = 5`` in grad mode) is refused: it would change
+        ``y`` without ``y``'s graph knowing. Write into ``y`` itself.
         """
-        if not is_grad_enabled() or not (self.requires_grad or other.requires_grad):
+        record = is_grad_enabled() and (self.requires_grad or other.requires_grad)
+        if record:
+            self._refuse_view_of_a_graph(symbol)
+            old = Tensor._make(self._data, self.creator, self.requires_grad)
+            old._version, old._prev = self._version, self._prev
+            out = op.apply(old, other, **kwargs)
+            # The stand-in keeps only the shape and dtype of its value, so a long run of updates holds no old values
+            # (and, from below, the storage it stands for, for the backward of nodes that saved it).
+            storage = old._data
+            old._data = backend.placeholder(storage.shape, storage.dtype)
+            del storage
+        else:
             with no_grad():
-                self._data = op.apply(self, other, **kwargs)._data
-            return self
-        if self.requires_grad and self.creator is None:
-            raise RuntimeError(
-                f"in-place `{symbol}` on a leaf tensor of shape {self.shape} that requires grad, while gradients are "
-                "recorded: wrap the update in `with no_grad():` (as optimizers do), or assign `tensor.data = ...`"
+                out = op.apply(self, other, **kwargs)
+        new = out._data
+        if tuple(new.shape) != self.shape:
+            raise ShapeError(
+                f"in-place `{symbol}` on a tensor of shape {self.shape}: the result has shape {tuple(new.shape)} "
+                "(an in-place update keeps the shape; write `x = x ...` to get the broadcast result)"
             )
-        old = Tensor._make(self._data, self.creator, self.requires_grad)
-        old._version, old._prev = self._version, self._prev
-        out = op.apply(old, other, **kwargs)
-        # The op has read (and, where its backward needs it, saved) the old array; the stand-in keeps only
-        # the shape and dtype the backward walk reads, so a long run of updates holds no old values.
-        old._data = backend.placeholder(old._data.shape, old._data.dtype)
-        self._prev = old
-        self._version += 1
-        self._data = out._data
-        self.creator = out.creator
-        self.requires_grad = out.requires_grad
+        if new.dtype != self._data.dtype:
+            if backend.is_floating(new.dtype) and not backend.is_floating(self._data.dtype):
+                raise TensorTypeError(
+                    f"in-place `{symbol}` on a {backend.dtype_name(self.dtype)} tensor: the result is "
+                    f"{backend.dtype_name(new.dtype)}, which it cannot hold (write `x = x ...` instead)"
+                )
+            new = new.astype(self._data.dtype)
+        creator, requires_grad = out.creator, out.requires_grad
+        del out
+        if backend.active.mutable:
+            write_into(self, new)  # counts who else holds the memory: no local here may
+        else:
+            self._data = new
+        if record:
+            # Weakly: a strong reference would count as another holder of the memory at the next write.
+            old._written = _weak(backend.storage(self._data)) if backend.active.mutable else None
+            self._prev = old
+            self._version += 1
+            self.creator, self.requires_grad = creator, requires_grad
         return self
+
+    def _refuse_view_of_a_graph(self, symbol: str) -> None:
+        """Raise when this tensor is a view (sharing memory) of a tensor an op computed with gradients."""
+        fn = self.creator
+        if not isinstance(fn, _VIEW_OPS) or not backend.active.mutable or not fn.tensors:
+            return
+        base = fn.tensors[0]
+        if base.creator is None or not base.requires_grad or base._data.size == 0:
+            return
+        if backend.storage(self._data) is backend.storage(base._data):
+            raise RuntimeError(
+                f"in-place `{symbol}` on a view (shape {self.shape}) of a tensor of shape {base.shape} computed by "
+                f"{type(base.creator).__name__} with gradients: the write would change that tensor without its "
+                "graph knowing. Update the tensor itself (y[...] = v), or write into a copy of the view (v * 1.0)"
+            )
 
     def _compare(self, other: Any, op: Callable) -> "Tensor":
         o = other._data if isinstance(other, Tensor) else other
@@ -514,8 +561,16 @@ class Tensor:
         return GetItem.apply(self, idx=_index_data(idx))
 
     def __setitem__(self, idx: Any, value: Union["Tensor", float, int]) -> "Tensor":
-        """``self[idx] = value``: this object takes the new value (see :meth:`_update_in_place`)."""
-        return self._update_in_place(SetItem, "[...] =", self._wrap_scalar_like_self(value), idx=_index_data(idx))
+        """``self[idx] = value``: this object takes the new value (see :meth:`_update_in_place`).
+
+        An index out of range raises ``IndexError`` first, on every backend, before anything changes.
+        """
+        idx = _index_data(idx)
+        try:
+            backend.check_index(self.shape, idx)
+        except IndexError as exc:
+            raise rewrap(exc, "SetItem", [self._data]) from exc
+        return self._update_in_place(SetItem, "[...] =", self._wrap_scalar_like_self(value), idx=idx)
 
     # -- methods --
 
@@ -682,7 +737,18 @@ class Tensor:
         return Cat.apply(*tensors, axis=axis)
 
 
+#: Scalar constants by (type, value, dtype); see Tensor._wrap_scalar_like_self.
 _SCALARS: Dict[Any, "Tensor"] = {}
+def _weak(array: Any) -> Any:
+    """A weak reference to ``array``, or None where the array type has none."""
+    try:
+        return weakref.ref(array)
+    except TypeError:
+        return None
+
+
+#: Ops whose output may be a view sharing its input's memory (see Tensor._refuse_view_of_a_graph).
+_VIEW_OPS = (GetItem, View, Reshape, Transpose, Permute, Expand)
 
 
 def _index_data(idx: Any) -> Any:

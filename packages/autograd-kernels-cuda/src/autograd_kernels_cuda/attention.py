@@ -155,6 +155,8 @@ class CUDAFlashAttention(AttentionKernel):
             reasons.append(f"explicit {inputs.dtype_of('mask')} masks are not supported (use is_causal)")
         if inputs.present("dropout_mask"):
             reasons.append("an explicit dropout_mask is not supported (it draws its own from the seed)")
+        if any(0 in inputs.shape(n) for n in ("query", "key", "value")):
+            reasons.append("empty inputs: core's reference returns the empty result")
         return reasons
 
     def apply(

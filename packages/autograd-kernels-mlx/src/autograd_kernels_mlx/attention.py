@@ -138,6 +138,8 @@ class MLXFlashAttention(AttentionKernel):
         dim = max(inputs.shape("query")[-1], inputs.shape("value")[-1])
         if dim > MAX_HEAD_DIM:
             reasons.append(f"head_dim {dim} > {MAX_HEAD_DIM}")
+        if any(0 in inputs.shape(n) for n in ("query", "key", "value")):
+            reasons.append("empty inputs: core's reference returns the empty result")
         return reasons
 
     def apply(

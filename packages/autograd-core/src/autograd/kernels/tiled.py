@@ -195,6 +195,8 @@ class NumpyTiledAttention(AttentionKernel):
             reasons.append(f"dtype {inputs.dtype} is not supported (float32, float64)")
         if inputs.present("dropout_mask"):
             reasons.append("an explicit dropout_mask is not supported (it regenerates seeded decisions)")
+        if any(0 in inputs.shape(n) for n in ("query", "key", "value")):
+            reasons.append("empty inputs: the reference returns the empty result")
         return reasons
 
     def advise(self, inputs: KernelInputs) -> List[str]:

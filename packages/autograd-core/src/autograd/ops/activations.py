@@ -181,6 +181,9 @@ class Softmax(Function):
 
     def forward(self, x: Any, dim: int = -1) -> Any:
         self.dim = dim
+        if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
+            self.out = x
+            return x
         xf = widen(x)
         e = _lib.exp(xf - _lib.max(xf, axis=dim, keepdims=True))
         out = e / _lib.sum(e, axis=dim, keepdims=True)
@@ -188,6 +191,8 @@ class Softmax(Function):
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
+        if self.out.size == 0:
+            return grad.data  # empty: nothing to compute (and MLX's kernels stall on some empty low-precision arrays)
         g, s = widen(grad.data), widen(self.out)
         dx = s * (g - _lib.sum(g * s, axis=self.dim, keepdims=True))
         return dx.astype(self.out.dtype) if dx.dtype != self.out.dtype else dx
@@ -208,12 +213,17 @@ class LogSoftmax(Function):
 
     def forward(self, x: Any, *, dim: int = -1) -> Any:
         self.dim = dim
+        if x.size == 0:  # nothing to normalise (and no maximum of an empty axis)
+            self.out = x
+            return x
         xf = widen(x)
         out = log_softmax_array(xf, dim)
         self.out = out if xf is x else out.astype(x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
+        if self.out.size == 0:
+            return grad.data  # empty: nothing to compute (and MLX's kernels stall on some empty low-precision arrays)
         g, out = widen(grad.data), widen(self.out)
         dx = g - _lib.exp(out) * _lib.sum(g, axis=self.dim, keepdims=True)
         return dx.astype(self.out.dtype) if dx.dtype != self.out.dtype else dx
@@ -243,9 +253,9 @@ class _Elementwise(Kernel):
 
     @classmethod
     def cases(cls, rng: np.random.Generator) -> List[KernelCase]:
-        """Exact zeros (ReLU's kink, GELU's fixed point), a single element, random shapes up to rank 3."""
+        """Exact zeros (ReLU's kink, GELU's fixed point), a single element, an empty input, random shapes."""
         out = []
-        for shape in [(1,), (3, 7), (2, 5, 33)] + _random_shapes(rng, 2, (1, 3), 40):
+        for shape in [(1,), (3, 7), (2, 5, 33), (0, 3)] + _random_shapes(rng, 2, (1, 3), 40):
             x = rng.standard_normal(shape) * 3
             x.reshape(-1)[:: max(1, x.size // 3)] = 0.0
             out.append(KernelCase(f"x{shape}", [x], {}, (True,)))
@@ -318,10 +328,18 @@ class _AlongAxis(Kernel):
 
     @classmethod
     def cases(cls, rng: np.random.Generator) -> List[KernelCase]:
-        """Single elements, first and middle axes, logits of size 60 (a large spread), random shapes."""
+        """Single elements, first and middle axes, empty rows and axes, a large spread (60), random shapes."""
         n = rng.standard_normal
         out = []
-        for shape, dim in [((1, 1), 1), ((3, 7), 1), ((2, 5, 33), 2), ((2, 5, 33), 0), ((4, 3), 0)]:
+        for shape, dim in [
+            ((1, 1), 1),
+            ((3, 7), 1),
+            ((2, 5, 33), 2),
+            ((2, 5, 33), 0),
+            ((4, 3), 0),
+            ((3, 0), 1),
+            ((0, 4), 1),
+        ]:
             out.append(KernelCase(f"x{shape} dim={dim}", [n(shape) * 4], {"dim": dim}, (True,)))
         out.append(KernelCase("x(3, 6) dim=1 large", [n((3, 6)) * 60], {"dim": 1}, (True,)))
         for shape in _random_shapes(rng, 2, (2, 3), 30):

@@ -185,9 +185,14 @@ class Matmul(Function):
 
 
 class Cast(Function):
-    """Cast to another dtype; the gradient is cast back to the input dtype."""
+    """Cast to another dtype; the gradient is cast back to the input dtype.
+
+    The gradient arrives as the walk summed it, before rounding to the output's dtype: a float32 parameter
+    cast to bfloat16 gets the float32 sum of its gradients (``accepts_wide_grad``).
+    """
 
     keeps_input_precision = False
+    accepts_wide_grad = True
 
     def forward(self, x: Any, dtype: Any) -> Any:
         self.in_dtype = x.dtype

@@ -102,7 +102,7 @@ class EmbeddingKernel(Kernel):
     def cases(cls, rng: np.random.Generator) -> List[KernelCase]:
         """Repeated indices (they accumulate), a one-row table, int32 and int64 indices of rank 1 to 3."""
         out = []
-        for v, e, shape in [(10, 4, (3, 5)), (7, 16, (20,)), (1, 3, (4,)), (50, 8, (2, 3, 4))]:
+        for v, e, shape in [(10, 4, (3, 5)), (7, 16, (20,)), (1, 3, (4,)), (50, 8, (2, 3, 4)), (6, 4, (0,))]:
             idx = rng.integers(0, v, size=shape)
             idx.reshape(-1)[: min(3, idx.size)] = 0
             weight = rng.standard_normal((v, e))

@@ -34,7 +34,11 @@ class GetItem(Function):
 
 
 class SetItem(Function):
-    """``x[idx] = value`` on a copy of ``x``; the gradient of ``x`` is zero at ``idx``."""
+    """The value of ``x`` after ``x[idx] = value``, as a new array; the gradient of ``x`` is zero at ``idx``.
+
+    ``value``'s gradient is the region's (summed where ``value`` was broadcast). ``Tensor.__setitem__``
+    writes the result into the tensor's own memory.
+    """
 
     def forward(self, x: Any, value: Any, idx: Any) -> Any:
         backend.check_index(x.shape, idx)

@@ -353,6 +353,7 @@ class CrossEntropyKernel(Kernel):
             ((3, 4, 9), 0.2, "mean", 1),
             ((3, 4), 0.0, "mean", 3),  # every target ignored
             ((1, 1), 0.0, "sum", 0),
+            ((0, 4), 0.0, "mean", 0),  # no rows
         ]:
             c = shape[-1]
             t = rng.integers(0, c, size=shape[:-1])

@@ -76,13 +76,17 @@ class LayerNormFunction(Function):
     def forward(self, x: Any, weight: Any, bias: Any, eps: float = 1e-5) -> Any:
         # float16/bfloat16 inputs: the statistics and the normalisation run in float32, the output is rounded to
         # x's dtype, and the backward recomputes x-hat from x (kept anyway) instead of saving a float32 copy.
+        self.weight = weight
+        if x.size == 0:  # no statistics of nothing: an empty output, and gradients of zeros
+            self.xhat = _lib.zeros(x.shape, dtype=backend.widen(x).dtype)
+            self.rstd = _lib.zeros(tuple(x.shape[:-1]) + (1,), dtype=self.xhat.dtype)
+            return _lib.zeros(x.shape, dtype=x.dtype)
         xf = backend.widen(x)
         mu = _lib.mean(xf, axis=-1, keepdims=True)
         xc = xf - mu
         var = _lib.mean(xc * xc, axis=-1, keepdims=True)
         self.rstd = 1.0 / _lib.sqrt(var + eps)
         xhat = xc * self.rstd
-        self.weight = weight
         if xf is x:
             self.xhat = xhat
             return xhat * weight + bias
@@ -91,6 +95,10 @@ class LayerNormFunction(Function):
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
         g, xhat, weight = grad.data, self.xhat, self.weight
+        if g.size == 0:  # an empty input: every gradient is zeros (means over an empty axis would be NaN)
+            need = self.needs_input_grad
+            zeros = [_lib.zeros(t.shape, dtype=t.dtype) if n else None for t, n in zip(self.tensors, need)]
+            return zeros[0], zeros[1], zeros[2]
         if xhat is None:
             g, weight = backend.widen(g), backend.widen(weight)
             xhat = (backend.widen(self.x) - self.mu) * self.rstd
@@ -141,7 +149,15 @@ class LayerNormKernel(Kernel):
         """A single feature, odd and wide feature counts, a larger eps, random shapes up to rank 3."""
         n = rng.standard_normal
         out = []
-        for shape, eps in [((1, 1), 1e-5), ((3, 5), 1e-5), ((2, 7, 33), 1e-3), ((4, 128), 1e-5), ((5, 64), 1e-5)]:
+        for shape, eps in [
+            ((1, 1), 1e-5),
+            ((3, 5), 1e-5),
+            ((2, 7, 33), 1e-3),
+            ((4, 128), 1e-5),
+            ((5, 64), 1e-5),
+            ((0, 5), 1e-5),  # no rows
+            ((3, 0), 1e-5),  # no features
+        ]:
             f = shape[-1]
             x = n(shape) * 2 + 1
             out.append(KernelCase(f"x{shape} eps={eps}", [x, n(f), n(f)], {"eps": eps}, (True, True, True)))

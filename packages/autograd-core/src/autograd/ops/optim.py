@@ -159,7 +159,7 @@ class AdamKernel(Kernel):
         """Several parameter shapes (0-d included), weight decay off and on; ``arrays`` is p, g, m, v per parameter."""
         n = rng.standard_normal
         out = []
-        for shapes, wd in [([(3, 2), (2,)], 0.0), ([(5,), (4, 3), (1,), (16, 8)], 0.01), ([(1,), ()], 0.1)]:
+        for shapes, wd in [([(3, 2), (2,)], 0.0), ([(5,), (4, 3), (1,), (16, 8)], 0.01), ([(1,), (), (0,)], 0.1)]:
             arrays: List[Any] = []
             for shape in shapes:
                 arrays += [n(shape), n(shape), n(shape) * 0.1, np.abs(n(shape)) * 0.01]
