@@ -84,6 +84,56 @@ def test_low_precision_softmax_and_layer_norm_compute_in_float32(low):
 
 
 @pytest.mark.parametrize("low", LOW)
+@pytest.mark.parametrize("op", ["gelu", "tanh", "sigmoid"])
+def test_low_precision_activations_compute_in_float32_and_round_once(low, op):
+    from autograd.ops.activations import Gelu, Sigmoid, Tanh
+
+    fn = {"gelu": Gelu, "tanh": Tanh, "sigmoid": Sigmoid}[op]
+    dt = backend.dtype(low)
+    xl = Tensor(backend.asarray(rnd(5, 40) * 3).astype(dt))
+    x32 = Tensor(backend.asarray(to_np(xl).astype(np.float32)))
+    y, y32 = fn.apply(xl), fn.apply(x32)  # core's references, whatever plugin is installed
+    assert name_of(y) == low
+    # exactly the float32 result rounded once (NumPy's half loops, and MLX's, round every intermediate)
+    assert np.array_equal(to_np(y), to_np(Tensor(y32.data.astype(dt))))
+    g = Tensor(backend.asarray(rnd(5, 40, seed=3)).astype(dt))
+    y.backward(g)
+    y32.backward(Tensor(backend.asarray(to_np(g).astype(np.float32))))
+    assert name_of(xl.grad) == low
+    ulp = 2.0**-7 if low == "bfloat16" else 2.0**-10
+    want = to_np(x32.grad)
+    # the backward of sigmoid and tanh works from the rounded output: a few units of the last place
+    assert np.all(np.abs(to_np(xl.grad) - want) <= 4 * ulp * np.abs(want).max()), op
+
+
+@pytest.mark.parametrize("low", LOW)
+def test_low_precision_matmul_add_sums_the_bias_before_rounding(low):
+    dt = backend.dtype(low)
+    a, b = backend.asarray(rnd(7, 16)).astype(dt), backend.asarray(rnd(16, 5, seed=1)).astype(dt)
+    bias = backend.asarray(rnd(5, seed=2) * 100).astype(dt)
+    got = backend.matmul_add(a, b, bias)
+    assert backend.dtype_name(got.dtype) == low
+    f32 = backend.dtype("float32")
+    exact = backend.matmul(a.astype(f32), b.astype(f32)) + bias.astype(f32)
+    if backend.active.half_products_in_float32:
+        assert np.array_equal(to_np(got), to_np(exact.astype(dt)))  # one rounding, of the float32 sum
+    ulp = 2.0**-7 if low == "bfloat16" else 2.0**-10
+    assert np.all(np.abs(to_np(got) - to_np(exact)) <= 2 * ulp * np.abs(to_np(exact)) + 1e-3)
+
+
+def test_a_float16_product_that_overflows_is_inf_without_a_warning():
+    import warnings
+
+    a = backend.asarray(np.full((2, 2), 300.0, np.float32)).astype(backend.dtype("float16"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # NumPy's "overflow encountered in cast" would fail here
+        out = backend.matmul(a, a)  # 180000 > float16's 65504
+        tensor_out = (Tensor(a) @ Tensor(a)).sum()
+    assert np.all(np.isinf(to_np(out))) and name_of(Tensor(out)) == "float16"
+    assert not np.isfinite(to_np(tensor_out)).all()  # what the loss scaler looks for
+
+
+@pytest.mark.parametrize("low", LOW)
 def test_sums_of_low_precision_arrays_accumulate_in_float32(low):
     dt = backend.dtype(low)
     x = Tensor(backend.asarray(np.full(3000, 1.0)).astype(dt))

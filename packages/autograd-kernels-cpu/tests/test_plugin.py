@@ -82,10 +82,40 @@ def test_it_is_the_automatic_choice_for_float32_and_declines_the_rest():
     assert verdict.chosen == REFERENCE
     assert any("only the last axis" in r for c in verdict.candidates for r in c.reasons)
     half = Tensor(np.ones((4, 6), np.float16))
-    assert registry.explain(GeluKernel.describe(half)).chosen == REFERENCE
+    assert registry.explain(GeluKernel.describe(half)).chosen == plugin.NAME  # widened to float32
+    assert registry.explain(SoftmaxKernel.describe(half, dim=1)).chosen == REFERENCE
     ones = Tensor(np.ones(6, np.float32))
     mixed = LayerNormKernel.describe(half, ones, ones, eps=1e-5)
     assert registry.explain(mixed).chosen == REFERENCE
+
+
+@needs_numpy
+@pytest.mark.parametrize("low", ["float16", "bfloat16"])
+@pytest.mark.parametrize("op", ["gelu", "relu", "sigmoid", "tanh"])
+def test_half_precision_activations_run_in_float32_and_round_once(op, low):
+    """NumPy's half-precision loops are scalar: the plugin widens, runs its float32 kernel and rounds back."""
+    if low == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    dt = backend.dtype(low)
+    rng = np.random.default_rng(0)
+    x32 = (rng.standard_normal((6, 50)) * 3).astype(np.float32)
+    g32 = rng.standard_normal((6, 50)).astype(np.float32)
+    x, g = Tensor(x32.astype(dt)), Tensor(g32.astype(dt), requires_grad=False)
+    kernel = {c.op: c for c in (plugin.CPUGelu, plugin.CPURelu, plugin.CPUSigmoid, plugin.CPUTanh)}[op]
+    assert registry.explain(kernel.describe(x)).chosen == plugin.NAME
+    y = getattr(F, op)(x)
+    y.backward(g)
+    wide = Tensor(x.numpy().astype(np.float32))
+    with registry.isolated():  # core's float32 reference
+        want = getattr(F, op)(wide)
+        want.backward(Tensor(g.numpy().astype(np.float32), requires_grad=False))
+    assert y.dtype == dt and x.grad.dtype == dt
+    ulp = 2.0**-7 if low == "bfloat16" else 2.0**-10
+    # 1e-6: in GELU's far negative tail the plugin's x * sigmoid(2u) and the reference's 0.5x(1 + tanh u)
+    # differ by about 1e-7 in float32 already (the reference cancels there)
+    assert np.all(np.abs(y.numpy() - want.numpy()) <= ulp * np.abs(want.numpy()) + 1e-6)
+    grad = wide.grad.numpy()
+    assert np.all(np.abs(x.grad.numpy() - grad) <= 4 * ulp * np.abs(grad).max())
 
 
 @needs_numpy

@@ -65,6 +65,8 @@ __all__ = [
     "as_strided",
     "contiguous",
     "add_into",
+    "matmul_add",
+    "round_to",
     "matmul",
     "dtype",
     "dtype_name",
@@ -133,6 +135,9 @@ class NumpyBackend:
     mutable = True
     #: Whether float64 exp/log/tanh are computed in float64 (MLX's CPU build evaluates them at float32 precision).
     float64_transcendentals_exact = True
+    #: Whether float16 and bfloat16 products are computed in float32 and rounded once: NumPy has no
+    #: half-precision BLAS (its float16 and ml_dtypes' bfloat16 loops are scalar, 10-100 times slower).
+    half_products_in_float32 = True
 
     def __init__(self, module: Any) -> None:
         self.lib = self.xp = module
@@ -278,14 +283,33 @@ class NumpyBackend:
         return out
 
     def matmul(self, a: Any, b: Any) -> Any:
-        out_dtype = np.result_type(a.dtype, b.dtype)
-        if self.is_low_precision(out_dtype):
-            # NumPy has no half-precision BLAS (its float16 and ml_dtypes' bfloat16 loops are scalar): multiply in
-            # float32, as half-precision matrix units accumulate, and round the result once.
-            return self.matmul(a.astype(np.float32), b.astype(np.float32)).astype(out_dtype)
+        low = self._low_product(a, b)
+        if low is not None:
+            # multiplied in float32, as half-precision matrix units accumulate, and rounded once
+            return self.round_to(self.matmul(a.astype(np.float32), b.astype(np.float32)), low)
         if b.ndim > 2 and not b.flags.c_contiguous:
             b = np.ascontiguousarray(b)
         return a @ b
+
+    def matmul_add(self, a: Any, b: Any, bias: Any) -> Any:
+        low = self._low_product(a, b)
+        if low is None:
+            return self.add_into(self.matmul(a, b), bias)
+        out = self.matmul(a.astype(np.float32), b.astype(np.float32))
+        out += bias  # in float32, before the one rounding, as a GEMM epilogue adds it
+        return self.round_to(out, low)
+
+    def round_to(self, x: Any, dt: Any) -> Any:
+        """``x`` cast to the narrower float ``dt``; overflow becomes inf silently (the loss scaler's cue)."""
+        if x.dtype == dt:
+            return x
+        with np.errstate(over="ignore"):
+            return x.astype(dt)
+
+    def _low_product(self, a: Any, b: Any) -> Any:
+        """The half-precision dtype of ``a @ b`` when this backend computes such products in float32, else None."""
+        dt = np.result_type(a.dtype, b.dtype) if self.half_products_in_float32 else None
+        return dt if dt is not None and self.is_low_precision(dt) else None
 
     def check_index(self, shape: Sequence[int], index: Any) -> None:
         """NumPy raises its own IndexError for an index out of bounds: nothing to check."""
@@ -313,6 +337,7 @@ class CupyBackend(NumpyBackend):
 
     name = "cupy"
     checks_bounds = False
+    half_products_in_float32 = False  # cuBLAS has half precision
 
     def dtype(self, spec: Any) -> Any:
         if spec == "bfloat16":
@@ -341,7 +366,7 @@ class CupyBackend(NumpyBackend):
         cupyx.scatter_add(target, index, values)
 
     def matmul(self, a: Any, b: Any) -> Any:
-        return a @ b  # cuBLAS has half precision and takes strided batches
+        return a @ b  # cuBLAS takes strided batches
 
     def check_index(self, shape: Sequence[int], index: Any) -> None:
         _check_index(self, shape, index)
@@ -409,6 +434,7 @@ class MLXBackend(NumpyBackend):
     name = "mlx"
     checks_bounds = False
     float64_transcendentals_exact = False
+    half_products_in_float32 = False  # MLX multiplies half precision itself
     #: MLX arrays are immutable values: an in-place update makes a new array, and no alias sees it.
     mutable = False
 
@@ -696,6 +722,11 @@ total = active.total
 add_into = active.add_into
 #: ``a @ b``: half precision through float32 on NumPy, exact for integers on MLX.
 matmul = active.matmul
+#: ``x`` cast to a narrower float dtype, overflowing to inf without a warning (the loss scaler handles it).
+round_to = active.round_to
+#: ``a @ b + bias`` with the bias broadcast over the rows; on NumPy a half-precision product and its bias are
+#: summed in float32 and rounded once.
+matmul_add = active.matmul_add
 #: Raise ``IndexError`` for an index that does not fit ``shape``, before it reaches a backend that does not check.
 check_index = active.check_index
 #: Seed the backend's random generator (each backend has its own: the same seed reproduces runs on that backend).

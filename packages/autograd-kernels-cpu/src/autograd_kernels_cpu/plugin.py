@@ -3,9 +3,10 @@
 Every class here subclasses its op's contract (``autograd.ops.norm.LayerNormKernel``...),
 is named ``cpu_fused`` and has priority 100 (this package's, see the plugin
 guide), so on the NumPy backend each op runs here whenever the inputs fit:
-float32 or float64 throughout (attention also float16 and bfloat16, computed
-in float32), and for softmax and log-softmax the last axis. Anything else is
-declined with the reason, and core's reference runs.
+float32 or float64 throughout (attention and the element-wise activations also
+float16 and bfloat16, computed in float32 and rounded back), and for softmax and
+log-softmax the last axis. Anything else is declined with the reason, and core's
+reference runs.
 ``AUTOGRAD_KERNELS=reference`` turns the package off for a run;
 ``python -m autograd.kernels`` shows what was chosen.
 
@@ -111,42 +112,56 @@ class _CPU:
 
 def _pointwise(op: str, saves_input: bool) -> type:
     class Pointwise(Function):
-        __doc__ = f"{op} through autograd_kernels_cpu.{op}_forward/_backward (one fused pass each)."
+        __doc__ = (
+            f"{op} through autograd_kernels_cpu.{op}_forward/_backward (one fused pass each); float16 and bfloat16 "
+            "are computed in float32 and rounded back, and saved in their own dtype."
+        )
 
         def forward(self, x: Any) -> Any:
-            x = _c(x)
-            y = getattr(K, f"{op}_forward")(x)
+            self.dtype = x.dtype
+            y = getattr(K, f"{op}_forward")(_c(_f32(x)))
+            y = y if y.dtype == x.dtype else y.astype(x.dtype)
             self.saved = x if saves_input else y
             return y
 
         def backward(self, grad: Tensor) -> Any:
-            return getattr(K, f"{op}_backward")(_c(grad.data), self.saved)
+            dx = getattr(K, f"{op}_backward")(_c(_f32(grad.data)), _c(_f32(self.saved)))
+            return dx if dx.dtype == self.dtype else dx.astype(self.dtype)
 
     Pointwise.__name__ = Pointwise.__qualname__ = f"CPU{op.capitalize()}Function"
     return Pointwise
 
 
+def _f32(a: np.ndarray) -> np.ndarray:
+    """float16 and bfloat16 as float32 (NumPy's half-precision loops are scalar: widening is the fast path)."""
+    return a.astype(np.float32) if a.dtype.name in _LOW else a
+
+
 class CPUGelu(_CPU, GeluKernel):
     """GELU (tanh approximation, computed as ``x * sigmoid(2u)``): one pass each way; the backward works from x."""
 
+    floats = _FLOATS + _LOW
     function = _pointwise("gelu", saves_input=True)
 
 
 class CPURelu(_CPU, ReluKernel):
     """ReLU: one pass each way (bit-identical to the reference)."""
 
+    floats = _FLOATS + _LOW
     function = _pointwise("relu", saves_input=True)
 
 
 class CPUSigmoid(_CPU, SigmoidKernel):
     """Sigmoid (overflow-free form), backward from the output."""
 
+    floats = _FLOATS + _LOW
     function = _pointwise("sigmoid", saves_input=False)
 
 
 class CPUTanh(_CPU, TanhKernel):
     """tanh, backward from the output."""
 
+    floats = _FLOATS + _LOW
     function = _pointwise("tanh", saves_input=False)
 
 

@@ -18,7 +18,7 @@ from typing import Any, List, Tuple
 import numpy as np
 
 from autograd.backend import lib as _lib
-from autograd.backend import widen
+from autograd.backend import round_to, widen
 from autograd.engine import Function, ShapeError
 from autograd.kernels.contract import CoreReference, Kernel, KernelCase, KernelInputs, make_inputs
 from autograd.kernels.registry import dispatch
@@ -121,9 +121,10 @@ class Gelu(Function):
     Backward: :math:`0.5(1 + \tanh\alpha) + 0.5x(1 - \tanh^2\alpha)\alpha'` with
     :math:`\alpha' = \sqrt{2/\pi}(1 + 3 \cdot 0.044715x^2)`.
 
-    The tanh is kept for the backward when it has x's dtype. When it came out wider (NumPy promotes a
-    bfloat16 array times a Python float to float32), only x is kept and the backward recomputes the tanh (the
-    same bits): under a half-precision policy a float32 copy per GELU would undo much of the memory saving.
+    float16 and bfloat16 are computed in float32 and rounded once (as PyTorch's half kernels do; NumPy's
+    half-precision loops are scalar, several times slower than float32). For them only x is kept and the
+    backward recomputes the tanh (the same bits): a float32 copy per GELU would undo much of the memory
+    saving of a half-precision policy.
     """
 
     @staticmethod
@@ -132,15 +133,16 @@ class Gelu(Function):
 
     def forward(self, x: Any) -> Any:
         self.x = x
-        t = self._tanh(x)
+        xf = widen(x)
+        t = self._tanh(xf)
         self.t = t if t.dtype == x.dtype else None
-        return 0.5 * x * (1 + t)
+        return round_to(0.5 * xf * (1 + t), x.dtype)
 
     def backward(self, grad: Tensor) -> Any:
-        x = self.x
+        x = widen(self.x)
         t = self.t if self.t is not None else self._tanh(x)
         d_alpha = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-        return grad.data * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_alpha)
+        return round_to(widen(grad.data) * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_alpha), self.x.dtype)
 
 
 def stable_sigmoid(x: Any) -> Any:
@@ -150,25 +152,30 @@ def stable_sigmoid(x: Any) -> Any:
 
 
 class Sigmoid(Function):
-    r""":math:`\sigma(x) = 1/(1 + e^{-x})`, computed without overflow; :math:`\sigma' = \sigma(1-\sigma)`."""
+    r""":math:`\sigma(x) = 1/(1 + e^{-x})`, computed without overflow; :math:`\sigma' = \sigma(1-\sigma)`.
+
+    Half precision is computed in float32 and rounded; the backward works from the rounded output.
+    """
 
     def forward(self, x: Any) -> Any:
-        self.out = stable_sigmoid(x)
+        self.out = round_to(stable_sigmoid(widen(x)), x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
-        return grad.data * self.out * (1 - self.out)
+        s = widen(self.out)
+        return round_to(widen(grad.data) * s * (1 - s), self.out.dtype)
 
 
 class Tanh(Function):
-    r""":math:`\tanh(x)`, with :math:`d\tanh/dx = 1 - \tanh^2 x`."""
+    r""":math:`\tanh(x)`, with :math:`d\tanh/dx = 1 - \tanh^2 x`; half precision computed in float32 and rounded."""
 
     def forward(self, x: Any) -> Any:
-        self.out = _lib.tanh(x)
+        self.out = round_to(_lib.tanh(widen(x)), x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
-        return grad.data * (1 - self.out * self.out)
+        t = widen(self.out)
+        return round_to(widen(grad.data) * (1 - t * t), self.out.dtype)
 
 
 class Softmax(Function):
@@ -187,7 +194,7 @@ class Softmax(Function):
         xf = widen(x)
         e = _lib.exp(xf - _lib.max(xf, axis=dim, keepdims=True))
         out = e / _lib.sum(e, axis=dim, keepdims=True)
-        self.out = out if xf is x else out.astype(x.dtype)
+        self.out = round_to(out, x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
@@ -195,7 +202,7 @@ class Softmax(Function):
             return grad.data  # empty: nothing to compute (and MLX's kernels stall on some empty low-precision arrays)
         g, s = widen(grad.data), widen(self.out)
         dx = s * (g - _lib.sum(g * s, axis=self.dim, keepdims=True))
-        return dx.astype(self.out.dtype) if dx.dtype != self.out.dtype else dx
+        return round_to(dx, self.out.dtype)
 
 
 def log_softmax_array(x: Any, dim: int) -> Any:
@@ -218,7 +225,7 @@ class LogSoftmax(Function):
             return x
         xf = widen(x)
         out = log_softmax_array(xf, dim)
-        self.out = out if xf is x else out.astype(x.dtype)
+        self.out = round_to(out, x.dtype)
         return self.out
 
     def backward(self, grad: Tensor) -> Any:
@@ -226,7 +233,7 @@ class LogSoftmax(Function):
             return grad.data  # empty: nothing to compute (and MLX's kernels stall on some empty low-precision arrays)
         g, out = widen(grad.data), widen(self.out)
         dx = g - _lib.exp(out) * _lib.sum(g, axis=self.dim, keepdims=True)
-        return dx.astype(self.out.dtype) if dx.dtype != self.out.dtype else dx
+        return round_to(dx, self.out.dtype)
 
 
 # --- the contracts ---------------------------------------------------------------------------------------------

@@ -53,7 +53,8 @@ class LinearFunction(Function):
     r""":math:`y = xW + b` as one node: the bias is added into the product's own fresh output.
 
     The same arithmetic as ``x @ W + b`` (one product, then one addition), without
-    the temporary of a separate addition. ``x`` (..., K), ``weight`` (K, N),
+    the temporary of a separate addition; on NumPy a float16 or bfloat16 product and its
+    bias are summed in float32 and rounded once (``backend.matmul_add``). ``x`` (..., K), ``weight`` (K, N),
     ``bias`` (N,). Backward: :math:`dx = g W^T`, :math:`dW = x^T g` (over every
     leading axis at once), :math:`db = \sum g` over the leading axes.
     """
@@ -65,8 +66,8 @@ class LinearFunction(Function):
                 "(..., K), (K, N) and (N,)"
             )
         self.x, self.weight = x, weight
-        y = backend.matmul(x.reshape(-1, x.shape[-1]), weight)
-        return backend.add_into(y, bias).reshape(tuple(x.shape[:-1]) + (weight.shape[1],))
+        y = backend.matmul_add(x.reshape(-1, x.shape[-1]), weight, bias)
+        return y.reshape(tuple(x.shape[:-1]) + (weight.shape[1],))
 
     def backward(self, grad: Tensor) -> Tuple[Any, Any, Any]:
         g, x, w = grad.data, self.x, self.weight
