@@ -29,8 +29,10 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 import time
+from typing import Any
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,6 +91,21 @@ def mlx_cpu_warning(backend_name: str) -> str | None:
     )
 
 
+def precision_problem(backend: Any, precision: str, argv: list[str]) -> str | None:
+    """One line on how to run when the backend lacks ``precision``'s dtype (bfloat16 on NumPy without ml_dtypes)."""
+    try:
+        backend.dtype(precision)
+    except TypeError as e:
+        if "ml_dtypes" not in str(e):
+            return f"char_gpt.py: --precision {precision}: {e}"
+        return (
+            f"char_gpt.py: --precision {precision} on NumPy needs ml_dtypes, which is not installed; "
+            f"in this project run: "
+            f"uv run --only-group examples --with ml_dtypes python examples/char_gpt.py {shlex.join(argv)}"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.backend:
@@ -111,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict:
         rank, world = dist.rank(), dist.world_size()
         if rank:
             sys.stdout = open(os.devnull, "w")  # rank 0 reports for every rank
+        print(f"distributed: {dist.world_size()} ranks over {dist.transport()}, backend {backend.BACKEND}")
 
     if args.resume:
         with open(os.path.join(args.resume, "meta.json")) as f:
@@ -118,6 +136,9 @@ def main(argv: list[str] | None = None) -> dict:
         for key in ("hidden", "layers", "heads", "block", "seed", "steps", "batch_size", "lr", "dropout"):
             setattr(args, key, meta["config"][key])  # the architecture and schedule of the run being resumed
         args.precision = meta["config"].get("precision", "float32")
+    problem = precision_problem(backend, args.precision, sys.argv[1:] if argv is None else argv)
+    if problem:
+        raise SystemExit(problem)
 
     text = load_text()
     chars = sorted(set(text))

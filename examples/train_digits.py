@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import tempfile
 import time
+from typing import Any
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +56,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def precision_problem(backend: Any, precision: str, argv: list[str]) -> str | None:
+    """One line on how to run when the backend lacks ``precision``'s dtype (bfloat16 on NumPy without ml_dtypes)."""
+    try:
+        backend.dtype(precision)
+    except TypeError as e:
+        if "ml_dtypes" not in str(e):
+            return f"train_digits.py: --precision {precision}: {e}"
+        return (
+            f"train_digits.py: --precision {precision} on NumPy needs ml_dtypes, which is not installed; "
+            f"in this project run: "
+            f"uv run --only-group examples --with ml_dtypes python examples/train_digits.py {shlex.join(argv)}"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> float:
     args = parse_args(argv)
     if args.backend:
@@ -70,6 +87,9 @@ def main(argv: list[str] | None = None) -> float:
     from autograd.optim import Adam, CosineScheduler, LossScaler
     from autograd.tensor import Tensor, no_grad
 
+    problem = precision_problem(backend, args.precision, sys.argv[1:] if argv is None else argv)
+    if problem:
+        raise SystemExit(problem)
     rank = 0
     if args.distributed:
         from autograd import distributed as dist
@@ -78,6 +98,7 @@ def main(argv: list[str] | None = None) -> float:
         rank = dist.rank()
         if rank:
             sys.stdout = open(os.devnull, "w")  # rank 0 reports for every rank
+        print(f"distributed: {dist.world_size()} ranks over {dist.transport()}, backend {backend.BACKEND}")
 
     class DigitsCNN(nn.Module):
         """(N, 1, 8, 8) -> (N, 10) logits."""

@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -33,6 +34,23 @@ def test_train_digits_leaves_no_temporary_weights(tmp_path, monkeypatch, capsys)
     train_digits.main(["--epochs", "1", "--limit", "200", "--no-progress"])
     assert "--weights PATH keeps them" in capsys.readouterr().out
     assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("example", [train_digits, char_gpt])
+def test_bfloat16_without_ml_dtypes_is_one_line_with_the_command_that_works(example, monkeypatch):
+    from autograd import backend
+
+    if backend.BACKEND != "numpy":
+        pytest.skip("ml_dtypes is NumPy's bfloat16")
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # import ml_dtypes now raises ImportError
+    monkeypatch.setattr(backend.active, "_bfloat16", None)  # forget a bfloat16 met earlier in this process
+    with pytest.raises(SystemExit) as e:
+        example.main(["--precision", "bfloat16", "--no-progress"])
+    message = str(e.value.code)
+    assert "\n" not in message and "needs ml_dtypes" in message, message
+    name = os.path.basename(example.__file__)
+    command = f"uv run --only-group examples --with ml_dtypes python examples/{name} --precision bfloat16 --no-progress"
+    assert message.endswith(command), message
 
 
 def test_fit_regression_runs():

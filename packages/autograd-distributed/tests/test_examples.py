@@ -27,6 +27,7 @@ def test_train_digits_trains_on_two_ranks(tmp_path):
     res = run_mpi(args, script=str(EXAMPLES / "train_digits.py"), timeout=240)
     assert res.rc == 0, res
     assert res.out.count("backend numpy:") == 1, res  # only rank 0 reports
+    assert res.out.count("distributed: 2 ranks over mpi, backend numpy") == 1, res
     accuracy = float(re.search(r"test accuracy: ([0-9.]+)", res.out).group(1))
     assert accuracy > 0.6, res
     assert weights.stat().st_size > 0
@@ -51,4 +52,5 @@ def test_char_gpt_on_two_ranks_resumes_exactly(tmp_path):
     resumed = run_mpi(TINY + ["--resume", ckpt], script=script, timeout=240)
     assert resumed.rc == 0 and "resumed from" in resumed.out, resumed
     assert full.out.count("--- sample") == 1, full  # only rank 0 reports
+    assert full.out.count("distributed: 2 ranks over mpi, backend numpy") == 1, full
     assert _last_eval_and_sample(resumed.out) == _last_eval_and_sample(full.out)
