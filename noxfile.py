@@ -448,11 +448,13 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["docs", "numpy", "mlx"])
 def snippets(session: nox.Session) -> None:
-    """Every code block of the READMEs and docs pages (tests/test_snippets.py); python blocks on NumPy and MLX."""
-    _install(session, "mlx", list(PACKAGES), "pytest")
+    """Every code block of the READMEs and docs pages (tests/test_snippets.py), python blocks on NumPy and MLX;
+    what the pages say about the packages and backends (tests/test_docs.py)."""
+    _install(session, "mlx", list(PACKAGES), "pytest", "ml_dtypes")
     session.run(
         "pytest",
         "tests/test_snippets.py",
+        "tests/test_docs.py",
         "-p",
         "no:cacheprovider",
         *session.posargs,
