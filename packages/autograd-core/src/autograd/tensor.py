@@ -739,6 +739,8 @@ class Tensor:
 
 #: Scalar constants by (type, value, dtype); see Tensor._wrap_scalar_like_self.
 _SCALARS: Dict[Any, "Tensor"] = {}
+
+
 def _weak(array: Any) -> Any:
     """A weak reference to ``array``, or None where the array type has none."""
     try:
