@@ -12,7 +12,7 @@ very next batch, and the dropout of step ``s`` depends only on the seed and ``s`
 The progress bar shows the loss of the latest training batch, computed with
 dropout and label smoothing; the "train loss" and "val loss" lines average
 ``--eval-batches`` fixed batches in eval mode (no dropout) without label
-smoothing, so they are lower than the bar's.
+smoothing, so they are lower than the bar's. ``--plot PATH`` draws both, with the unigram baseline, into a PNG.
 
     uv run --only-group examples python examples/char_gpt.py [--steps 600] [--backend mlx]
 
@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--plot", default=None, metavar="PATH", help="write a PNG of the loss curves")
     p.add_argument("--distributed", action="store_true", help="data-parallel over the ranks of mpiexec")
     p.add_argument(
         "--precision",
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"train/val loss: {args.eval_batches} fixed batches in eval mode, without label smoothing (lower)"
     )
     history = []
+    batch_losses = []  # (step, loss of that training batch), for --plot
     started = time.perf_counter()
     bar = tqdm(range(start_step, stop), disable=args.no_progress, file=sys.stdout, desc="training")
     loss = None
@@ -266,7 +268,8 @@ def main(argv: list[str] | None = None) -> dict:
         opt.scale_loss(loss).backward()  # the loss itself without a loss scaler
         opt.clip_grad_norm(1.0)
         opt.step()
-        bar.set_postfix(batch_loss=f"{loss.item():.3f}", lr=f"{opt.lr:.1e}")
+        batch_losses.append((step + 1, loss.item()))
+        bar.set_postfix(batch_loss=f"{batch_losses[-1][1]:.3f}", lr=f"{opt.lr:.1e}")
         if (step + 1) % args.eval_every == 0 or step + 1 == stop:
             tr, va = evaluate()
             history.append({"step": step + 1, "train": tr, "val": va})
@@ -280,6 +283,24 @@ def main(argv: list[str] | None = None) -> dict:
             f"validation loss {history[-1]['val']:.3f} vs unigram baseline {unigram:.3f} "
             f"({stop - start_step} steps in {elapsed:.1f}s)"
         )
+
+    if args.plot and rank == 0 and history:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(10, 4))
+        steps, losses = zip(*batch_losses)
+        ax.plot(steps, losses, color="0.75", linewidth=0.8, label="training batch (dropout, label smoothing)")
+        ax.plot([h["step"] for h in history], [h["train"] for h in history], marker="o", label="train (eval mode)")
+        ax.plot([h["step"] for h in history], [h["val"] for h in history], marker="o", label="validation (eval mode)")
+        ax.axhline(unigram, color="0.3", linestyle="--", label=f"unigram baseline {unigram:.2f}")
+        ax.set(xlabel="step", ylabel="cross entropy (nats/char)", title="character-level GPT")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=100)
+        print(f"loss curves written to {args.plot}")
 
     if args.checkpoint and rank == 0:  # the ranks hold the same weights
         os.makedirs(args.checkpoint, exist_ok=True)
