@@ -52,6 +52,7 @@ __all__ = [
     "build_graph",
     "bias_from_mask",
     "key_for",
+    "plan_key",
     "MIN_COMPUTE_CAPABILITY",
 ]
 
@@ -158,6 +159,30 @@ def key_for(
     )
 
 
+def plan_key(
+    q: Any,
+    k: Any,
+    v: Any,
+    *,
+    backward: bool,
+    dtype: Optional[str] = None,
+    causal: str = "none",
+    bias: Any = None,
+    seq_len_q: Any = None,
+    seq_len_kv: Any = None,
+    dropout_p: float = 0.0,
+    scale: Optional[float] = None,
+    rng_dump: bool = False,
+) -> SdpaKey:
+    """The :class:`SdpaKey` :meth:`CudnnSdpa.forward` (``backward=False``) or :meth:`CudnnSdpa.backward` builds
+    its plan for, from the same arguments: the exact graph a call requests, also on NumPy arrays without a GPU."""
+    padding = seq_len_q is not None or seq_len_kv is not None
+    return key_for(
+        q, k, v, dtype=dtype, causal=causal, bias=bias, padding=padding, dropout=dropout_p,
+        rng_dump=rng_dump and dropout_p > 0 and not backward, scale=scale, backward=backward,
+    )  # fmt: skip
+
+
 # --- why cuDNN declines ------------------------------------------------------------------------------------------
 
 
@@ -201,12 +226,14 @@ def reasons(
     backward: bool = True,
     compute_capability: Optional[int] = None,
     check_library: bool = True,
+    check_device: bool = True,
 ) -> List[str]:
     """Every reason cuDNN's SDPA cannot take this call (empty: it can).
 
     ``compute_capability`` is e.g. 90 for an H100/H200, None when no GPU is visible (which is a reason);
-    ``check_library`` also tries to load libcudnn. ``mask_shape`` is the bias shape after broadcasting the
-    batch and head axes only (cuDNN reads biases of shape (1|B, 1|H, Tq, Tk)).
+    ``check_library`` also tries to load libcudnn; ``check_device=False`` leaves out what depends on the GPU
+    (for a call judged without one). ``mask_shape`` is the bias shape after broadcasting the batch and head
+    axes only (cuDNN reads biases of shape (1|B, 1|H, Tq, Tk)).
     """
     out: List[str] = []
     if check_library:
@@ -221,7 +248,9 @@ def reasons(
             out.append(f"head dim {d} is not a multiple of 8")
         if d > MAX_HEAD_DIM_FORWARD:
             out.append(f"head dim {d} is over {MAX_HEAD_DIM_FORWARD}")
-    if compute_capability is None:
+    if not check_device:
+        pass
+    elif compute_capability is None:
         out.append("no CUDA GPU is visible")
     else:
         if compute_capability < MIN_COMPUTE_CAPABILITY:
@@ -455,10 +484,9 @@ class CudnnSdpa:
         """``(o, stats)`` (plus the dropout mask cuDNN drew when ``rng_dump``); o row-major (B, H, Tq, Dv)."""
         import cupy
 
-        padding = seq_len_q is not None or seq_len_kv is not None
-        key = key_for(
-            q, k, v, dtype=dtype, causal=causal, bias=bias, padding=padding, dropout=dropout_p, rng_dump=rng_dump,
-            scale=scale,
+        key = plan_key(
+            q, k, v, backward=False, dtype=dtype, causal=causal, bias=bias, seq_len_q=seq_len_q,
+            seq_len_kv=seq_len_kv, dropout_p=dropout_p, scale=scale, rng_dump=rng_dump,
         )  # fmt: skip
         b, h, tq, dv = key.batch, key.heads, key.seq_q, key.value_dim
         o = cupy.empty((b, h, tq, dv), dtype=q.dtype)
@@ -494,10 +522,9 @@ class CudnnSdpa:
         """``(dq, dk, dv)`` with q's, k's and v's strides; the same seed/offset as the forward replays dropout."""
         import cupy
 
-        padding = seq_len_q is not None or seq_len_kv is not None
-        key = key_for(
-            q, k, v, dtype=dtype, causal=causal, bias=bias, padding=padding, dropout=dropout_p, scale=scale,
-            backward=True,
+        key = plan_key(
+            q, k, v, backward=True, dtype=dtype, causal=causal, bias=bias, seq_len_q=seq_len_q,
+            seq_len_kv=seq_len_kv, dropout_p=dropout_p, scale=scale,
         )  # fmt: skip
         grad = cupy.ascontiguousarray(grad)
         dq, dk, dvv = (cupy.empty_like(a) for a in (q, k, v))

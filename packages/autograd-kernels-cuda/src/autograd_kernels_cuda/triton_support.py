@@ -66,13 +66,14 @@ def dtype_name(array: Any) -> str:
 
 def array_module(array: Any) -> Any:
     """numpy for NumPy arrays, cupy for CuPy arrays (imported only then)."""
-    if isinstance(array, np.ndarray):
-        return np
-    module = type(array).__module__
-    if module.startswith("cupy"):
+    # CuPy's type is asked first: an array type that names itself cupy's is CuPy's (the tests' simulated CuPy
+    # subclasses numpy.ndarray so the interpreter can read it).
+    if type(array).__module__.startswith("cupy"):
         import cupy
 
         return cupy
+    if isinstance(array, np.ndarray):
+        return np
     raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
 
 

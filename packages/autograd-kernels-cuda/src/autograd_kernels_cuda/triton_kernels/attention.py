@@ -420,6 +420,14 @@ def _mask_args(mask: Any, shape: Tuple[int, int, int, int], xp: Any) -> Tuple[An
     return m, MASK_ADDITIVE, tuple(strides)  # type: ignore[return-value]
 
 
+def _precision(dtype: str, precision: Optional[str]) -> str:
+    if dtype != "float32":
+        return "ieee"  # half-precision operands: the tensor cores' own type, whatever was asked
+    if precision not in (None, "tf32", "ieee"):
+        raise ValueError(f"precision must be 'tf32' or 'ieee', got {precision!r}")
+    return precision or "tf32"
+
+
 def _seed32(seed: int) -> int:
     # The hash works on seed & 0xFFFFFFFF; passing it as a signed 32-bit value keeps one kernel signature.
     s = int(seed) & 0xFFFFFFFF
@@ -451,8 +459,13 @@ def attention_forward(
     block_m: int = 0,
     block_n: int = 0,
     dot_f32: bool = False,
+    precision: Optional[str] = None,
 ) -> Tuple[Any, Any]:
-    """``(o, lse)``: o (B, H, Tq, Dv) in q's dtype, lse (B, H, Tq) float32. Inputs C-contiguous."""
+    """``(o, lse)``: o (B, H, Tq, Dv) in q's dtype, lse (B, H, Tq) float32. Inputs C-contiguous.
+
+    ``precision`` is Triton's ``input_precision`` of the float32 products: ``"tf32"`` (the default, tensor
+    cores) or ``"ieee"`` (full float32); half-precision inputs always multiply in their own type.
+    """
     xp, (b, h, tq, tk, d, dv), m, kind, (msb, msh, msq, msk), name, sc = _common(q, k, v, mask, scale)
     o = xp.empty((b, h, tq, dv), dtype=q.dtype)
     lse = xp.empty((b, h, tq), dtype=xp.float32)
@@ -466,7 +479,7 @@ def attention_forward(
             q, k, v, o, lse, m if m is not None else lse,
             h, tq, tk, d, dv, msb, msh, msq, msk, sc, neg_value(name), _seed32(seed), float(dropout_p),
             CAUSAL=bool(is_causal), MASK_KIND=kind, DROPOUT=dropout_p > 0.0,
-            PREC="tf32" if name == "float32" else "ieee", DOT_F32=dot_f32,
+            PREC=_precision(name, precision), DOT_F32=dot_f32,
             DP=dp, DVP=dvp, BM=bm, BN=bn, num_warps=warps, num_stages=stages,
         )  # fmt: skip
     return o, lse
@@ -488,6 +501,7 @@ def attention_backward(
     block_m: int = 0,
     block_n: int = 0,
     dot_f32: bool = False,
+    precision: Optional[str] = None,
 ) -> Tuple[Any, Any, Any]:
     """``(dq, dk, dv)`` like q, k, v, from the forward's inputs, output, lse and the upstream ``grad`` (like o)."""
     xp, (b, h, tq, tk, d, dv), m, kind, (msb, msh, msq, msk), name, sc = _common(q, k, v, mask, scale)
@@ -499,7 +513,7 @@ def attention_backward(
     m_arg = m if m is not None else lse
     consts = dict(
         CAUSAL=bool(is_causal), MASK_KIND=kind, DROPOUT=dropout_p > 0.0,
-        PREC="tf32" if name == "float32" else "ieee", DOT_F32=dot_f32,
+        PREC=_precision(name, precision), DOT_F32=dot_f32,
         DP=dp, DVP=dvp, BM=bm, BN=bn, num_warps=warps, num_stages=stages,
     )  # fmt: skip
     scalars = (h, tq, tk, d, dv, msb, msh, msq, msk, sc, neg_value(name), _seed32(seed), float(dropout_p))
@@ -541,7 +555,8 @@ def attention_backward(
 
 def aot_variants() -> List[dict]:
     """Forward and backward per dtype and head dim (64, 128, the odd 80 and 40, and 256 forward), causal or
-    not, with each mask kind and dropout."""
+    not, with each mask kind and dropout; float32 in TF32 and, as the plugin runs it by default, in full
+    float32 (``ieee``: no tensor cores, so those labels start with ``ieee_``)."""
     out = []
     cases = [
         # (dtype, head dim, causal, mask kind, dropout)
@@ -557,13 +572,16 @@ def aot_variants() -> List[dict]:
         ("fp32", 64, True, MASK_NONE, False),
         ("fp32", 128, False, MASK_BOOL, True),
         ("fp16", 256, True, MASK_NONE, False),
+        ("fp32", 64, True, MASK_NONE, False, "ieee"),
+        ("fp32", 128, False, MASK_ADDITIVE, True, "ieee"),
     ]
     names = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
-    for dt, d, causal, kind, drop in cases:
+    for dt, d, causal, kind, drop, *ieee in cases:
         dp = _head_pad(d)
         mask_t = {MASK_NONE: "fp32", MASK_BOOL: "u8", MASK_ADDITIVE: dt}[kind]
         tag = f"{dt}_d{d}{'_causal' if causal else ''}{['', '_bool', '_additive'][kind]}{'_dropout' if drop else ''}"
-        prec = "tf32" if dt == "fp32" else "ieee"
+        prec = "ieee" if ieee or dt != "fp32" else "tf32"
+        lead = "ieee_" if ieee else ""
         for backward in (False, True):
             if backward and d > 128:
                 continue
@@ -576,7 +594,7 @@ def aot_variants() -> List[dict]:
                 out.append(
                     dict(
                         kernel=attention_fwd_kernel,
-                        label=f"fwd_{tag}",
+                        label=f"{lead}fwd_{tag}",
                         pointers={
                             "q_ptr": dt,
                             "k_ptr": dt,
@@ -602,7 +620,7 @@ def aot_variants() -> List[dict]:
             out.append(
                 dict(
                     kernel=attention_bwd_dkdv_kernel,
-                    label=f"bwd_dkdv_{tag}",
+                    label=f"{lead}bwd_dkdv_{tag}",
                     pointers={**io, "dk_ptr": dt, "dv_ptr": dt},
                     constexprs=consts,
                     options=opts,
@@ -611,7 +629,7 @@ def aot_variants() -> List[dict]:
             out.append(
                 dict(
                     kernel=attention_bwd_dq_kernel,
-                    label=f"bwd_dq_{tag}",
+                    label=f"{lead}bwd_dq_{tag}",
                     pointers={**io, "dq_ptr": dt},
                     constexprs=consts,
                     options=opts,
@@ -620,7 +638,7 @@ def aot_variants() -> List[dict]:
             out.append(
                 dict(
                     kernel=attention_bwd_delta_kernel,
-                    label=f"bwd_delta_{tag}",
+                    label=f"{lead}bwd_delta_{tag}",
                     pointers={"o_ptr": dt, "do_ptr": dt, "delta_ptr": "fp32"},
                     constexprs={"DVP": dp, "BM": bm},
                 )

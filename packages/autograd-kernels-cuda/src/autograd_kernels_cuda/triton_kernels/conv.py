@@ -275,7 +275,12 @@ def _geometry(x_shape: Sequence[int], w_shape: Sequence[int], stride: Any, paddi
 
 
 def _precision(x: Any, precision: Optional[str]) -> str:
-    return precision or ("tf32" if str(x.dtype) == "float32" else "ieee")
+    """Triton's ``input_precision``: ``precision`` (default ``"tf32"``) for float32, the operands' own type else."""
+    if str(x.dtype) != "float32":
+        return "ieee"
+    if precision not in (None, "tf32", "ieee"):
+        raise ValueError(f"precision must be 'tf32' or 'ieee', got {precision!r}")
+    return precision or "tf32"
 
 
 def conv2d_forward(
@@ -374,14 +379,15 @@ def conv2d_backward(
 
 def aot_variants() -> List[dict]:
     out = []
-    for dt in ("fp32", "fp16", "bf16"):
-        prec = "tf32" if dt == "fp32" else "ieee"
+    # float32 twice: TF32 on the tensor cores, and full float32 (``ieee``, the plugin's default, labelled
+    # ``ieee_``: no tensor cores).
+    for dt, prec, lead in (("fp32", "tf32", ""), ("fp32", "ieee", "ieee_"), ("fp16", "ieee", ""), ("bf16", "ieee", "")):
         consts = {"PREC": prec, "DOT_F32": False, "BM": BM, "BN": BN, "BK": BK}
         for bias in (False, True):
             out.append(
                 dict(
                     kernel=conv2d_fwd_kernel,
-                    label=f"fwd_{dt}{'_bias' if bias else ''}",
+                    label=f"{lead}fwd_{dt}{'_bias' if bias else ''}",
                     pointers={"x_ptr": dt, "w_ptr": dt, "b_ptr": dt, "y_ptr": dt},
                     constexprs={**consts, "HAS_BIAS": bias},
                 )
@@ -389,7 +395,7 @@ def aot_variants() -> List[dict]:
         out.append(
             dict(
                 kernel=conv2d_dgrad_kernel,
-                label=f"dgrad_{dt}",
+                label=f"{lead}dgrad_{dt}",
                 pointers={"dy_ptr": dt, "w_ptr": dt, "dx_ptr": dt},
                 constexprs=consts,
             )
@@ -397,11 +403,13 @@ def aot_variants() -> List[dict]:
         out.append(
             dict(
                 kernel=conv2d_wgrad_kernel,
-                label=f"wgrad_{dt}",
+                label=f"{lead}wgrad_{dt}",
                 pointers={"x_ptr": dt, "dy_ptr": dt, "part_ptr": "fp32"},
                 constexprs=consts,
             )
         )
+        if lead:
+            continue  # the bias gradient is a plain sum: one variant per dtype
         out.append(
             dict(
                 kernel=bias_grad_kernel,
