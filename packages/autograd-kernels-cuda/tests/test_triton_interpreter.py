@@ -12,6 +12,17 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
+from autograd import backend
+
+if backend.BACKEND == "cupy":
+    pytest.skip(
+        "on the cupy backend the kernels run compiled on the GPU (test_gpu.py); setting TRITON_INTERPRET here would "
+        "make that process interpret them",
+        allow_module_level=True,
+    )
+
 # Before triton is first imported: triton.jit reads the flag when it decorates a function, and triton.language's
 # own helpers (tl.sum, tl.max...) are @jit functions decorated at that first import.
 _TRITON_IMPORTED_EARLY = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
@@ -23,7 +34,6 @@ if _TRITON_IMPORTED_EARLY:
     )
 
 import numpy as np  # noqa: E402
-import pytest  # noqa: E402
 
 pytest.importorskip("triton", reason="triton is not installed (pip install 'autograd-kernels-cuda[triton]')")
 
