@@ -33,6 +33,8 @@ nox.options.sessions = [
     "wheels",
     "install",
     "docs",
+    "doctests",
+    "site",
     "snippets",
     "lint",
 ]
@@ -444,6 +446,82 @@ def docs(session: nox.Session) -> None:
     out = Path(session.posargs[0]) if session.posargs else ROOT / "docs" / "_build" / "html"
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
     session.log(f"documentation built in {out}")
+
+
+@nox.session(python=PYTHON, tags=["docs", "numpy"])
+def doctests(session: nox.Session) -> None:
+    """The Examples of the API's docstrings as doctests on NumPy (tests/test_doctests.py), every package installed."""
+    _install(session, "numpy", list(PACKAGES), "pytest")
+    session.run(
+        "pytest",
+        "tests/test_doctests.py",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"AUTOGRAD_BACKEND": "numpy"},
+    )
+
+
+PLAYWRIGHT = "playwright==1.65.2"  # drives the browser; its wheel carries its driver, not a browser
+
+
+def _chromium(session: nox.Session) -> tuple[str | None, str]:
+    """(executable, why not): AUTOGRAD_CHROMIUM, a Chromium on PATH (Debian's ``chromium`` package), else ``""``
+    for Playwright's own download where ``playwright install chromium`` works, else None and the reason."""
+    explicit = os.environ.get("AUTOGRAD_CHROMIUM")
+    if explicit:
+        return (explicit, "") if os.access(explicit, os.X_OK) else (None, f"AUTOGRAD_CHROMIUM={explicit} cannot run")
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found, ""
+    python = str(Path(session.bin) / "python")
+    try:
+        res = subprocess.run(
+            [python, "-m", "playwright", "install", "chromium"], capture_output=True, text=True, timeout=600
+        )
+    except subprocess.TimeoutExpired:
+        res = None
+    if res is not None and res.returncode == 0:
+        return "", ""
+    last = (res.stderr.strip().splitlines() or ["no output"])[-1] if res is not None else "timed out"
+    return None, (
+        "no Chromium: none on PATH (on Debian and Ubuntu: apt-get install chromium; .ci/run does it), "
+        f"AUTOGRAD_CHROMIUM unset, and `playwright install chromium` failed ({last.strip()[:200]})"
+    )
+
+
+@nox.session(python=PYTHON, tags=["docs"])
+def site(session: nox.Session) -> None:
+    """The documentation site in headless Chromium (tests/test_site.py): built, served on 127.0.0.1, every page
+    opened at 1400x1000 and 400x900 with the network cut off; screenshots of the main pages in
+    docs/_build/screenshots.
+
+    Chromium is Debian's (``apt-get install chromium``), AUTOGRAD_CHROMIUM, or Playwright's own download. Where
+    there is none the session skips loudly; AUTOGRAD_REQUIRE_BROWSER=1 (.ci/run, CI) makes that an error.
+    """
+    _install(session, "numpy", list(PACKAGES), "-r", "docs/requirements.txt", "pytest", PLAYWRIGHT)
+    chromium, reason = _chromium(session)
+    if chromium is None:
+        if os.environ.get("AUTOGRAD_REQUIRE_BROWSER") == "1":
+            session.error(reason)
+        _loud_skip(session, "Browser tests of the documentation site", reason)
+    session.log(f"Chromium: {chromium or 'Playwright’s own'}")
+    out = Path(tempfile.mkdtemp(prefix="autograd-site-"))
+    shots = ROOT / "docs" / "_build" / "screenshots"
+    shutil.rmtree(shots, ignore_errors=True)
+    try:
+        session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
+        env = {
+            "AUTOGRAD_SITE_DIR": str(out),
+            "AUTOGRAD_SITE_SCREENSHOTS": str(shots),
+            "AUTOGRAD_CHROMIUM": chromium,
+            "AUTOGRAD_BACKEND": "numpy",
+        }
+        session.run("pytest", "tests/test_site.py", "-p", "no:cacheprovider", "-v", *session.posargs, env=env)
+        session.log(f"screenshots of the main pages in {shots}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 @nox.session(python=PYTHON, tags=["docs", "numpy", "mlx"])

@@ -342,12 +342,15 @@ def attention_forward(
     """``softmax(q k^T * scale + bias) (dropped out) @ v``, memory-linear in the sequence length.
 
     Args:
-        q: (B, H, Tq, D). k: (B, H, Tk, D). v: (B, H, Tk, Dv); one dtype, float32 or float64.
+        q: (B, H, Tq, D) queries, float32 or float64.
+        k: (B, H, Tk, D) keys, q's dtype.
+        v: (B, H, Tk, Dv) values, q's dtype.
         scale: multiplies the scores (usually ``1/sqrt(D)``).
         causal: query ``i`` sees keys ``j <= i + Tk - Tq``.
         bias: None, or an additive array broadcastable to (B, H, Tq, Tk), already scaled
             (0 allows, -1e9 forbids).
-        dropout_p, seed: dropout on the probabilities, with core's keep hash of ``seed``.
+        dropout_p: Dropout on the probabilities.
+        seed: Seed of the dropout decisions, through core's keep hash.
 
     Returns:
         ``(out, lse)``: (B, H, Tq, Dv) and the (B, H, Tq) log-sum-exp of each row's scores

@@ -46,12 +46,14 @@ def embedding_backward(g: np.ndarray, indices: np.ndarray, num_embeddings: int) 
     """Gradient of an embedding table from the gradient of its gathered rows.
 
     Args:
-        g: (n, E) gradient of the looked-up rows. indices: (n,) int32 or int64, each in
-            ``-num_embeddings..num_embeddings-1`` (checked; negative ones count from the end, as
-            ``Tensor.gather`` allows). num_embeddings: rows of the table.
+        g: (n, E) gradient of the looked-up rows.
+        indices: (n,) int32 or int64, each in ``-num_embeddings`` to ``num_embeddings - 1`` (checked;
+            negative ones count from the end, as ``Tensor.gather`` allows).
+        num_embeddings: Rows of the table.
 
     Returns:
-        dW (num_embeddings, E) in g's dtype: zeros, plus ``g[i]`` added at row ``indices[i]`` for every i.
+        The table's gradient, (num_embeddings, E) in g's dtype; zeros, plus ``g[i]`` added at row
+        ``indices[i]`` for every i.
     """
     op = "embedding_backward"
     check_float(op, g=g)

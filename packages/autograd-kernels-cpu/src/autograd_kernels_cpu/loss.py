@@ -116,7 +116,8 @@ def cross_entropy_forward(
     :math:`-(1-\epsilon)\log p_{i,t_i} - (\epsilon/C)\sum_j \log p_{ij}`.
 
     Args:
-        logits: (N, C) float32 or float64. targets: (N,) int32 or int64.
+        logits: (N, C), float32 or float64.
+        targets: (N,) class indices, int32 or int64.
 
     Returns:
         ``(loss_sum, count, lse)``: a 0-d array in the logits' dtype (accumulated in float64),
@@ -158,7 +159,9 @@ def cross_entropy_backward(
     gradient, divided by the count for a mean.
 
     Args:
-        logits: (N, C). lse: (N,) from :func:`cross_entropy_forward`. targets: (N,) int32 or int64.
+        logits: (N, C), the forward's input.
+        lse: (N,) per-row log-sum-exp, from :func:`cross_entropy_forward`.
+        targets: (N,) class indices, int32 or int64.
 
     Returns:
         dlogits (N, C) in the logits' dtype.

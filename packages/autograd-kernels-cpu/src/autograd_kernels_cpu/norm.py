@@ -115,7 +115,10 @@ def layer_norm_forward(
     """LayerNorm of each row: ``y = (x - mean) * rstd * weight + bias``.
 
     Args:
-        x: (rows, F). weight, bias: (F,), same dtype. eps: added to the variance.
+        x: (rows, F), float32 or float64.
+        weight: (F,), x's dtype.
+        bias: (F,), x's dtype.
+        eps: Added to the variance.
 
     Returns:
         ``(y, mean, rstd)``: y (rows, F); mean and ``rstd = 1/sqrt(var + eps)`` (rows,), in x's dtype.
@@ -152,7 +155,11 @@ def layer_norm_backward(
     :math:`dw = \sum_{rows} g\hat{x}`, :math:`db = \sum_{rows} g`.
 
     Args:
-        g, x: (rows, F). weight: (F,). mean, rstd: (rows,).
+        g: (rows, F), the gradient of y.
+        x: (rows, F), the forward's input.
+        weight: (F,).
+        mean: (rows,), from :func:`layer_norm_forward`.
+        rstd: (rows,), from :func:`layer_norm_forward`.
 
     Returns:
         ``(dx, dw, db)``: (rows, F), (F,), (F,); None for each one not asked for.

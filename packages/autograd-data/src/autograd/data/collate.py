@@ -99,7 +99,7 @@ def default_collate(batch: Sequence[Any]) -> Any:
         batch: ``B`` samples of the same structure.
 
     Returns:
-        The batch: arrays gain a leading dimension ``B``.
+        The batch, of the samples' structure, whose arrays gain a leading dimension ``B``.
 
     Raises:
         ValueError: samples that disagree (array shapes, dict keys, tuple

@@ -187,7 +187,8 @@ class TokenDataset(Dataset):
 
     Args:
         tokens: A token file (``.npy`` as written by
-            :func:`autograd.data.tokenize.write_tokens`, or a raw file with
+            :func:`autograd.data.tokenize.encode_file` or
+            :class:`~autograd.data.tokenize.TokenWriter`, or a raw file with
             ``dtype``) or a 1-D integer array.
         block_size: Tokens per window (the context length).
         stride: Start-to-start distance of sequential windows (default

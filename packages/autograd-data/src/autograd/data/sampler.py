@@ -105,7 +105,7 @@ class SequentialSampler(Sampler):
 
 
 class RandomSampler(Sampler):
-    """A permutation of ``0 .. n - 1`` (or draws with replacement) from ``(seed, epoch)``.
+    """A permutation of ``range(n)`` (or draws with replacement) from ``(seed, epoch)``.
 
     Each iteration uses the current epoch and then moves to the next one, so
     iterating twice gives two different orders, as PyTorch's sampler does;

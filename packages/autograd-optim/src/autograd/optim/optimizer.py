@@ -94,7 +94,7 @@ class Optimizer:
             is ``cls(**kwargs, lr=lr)`` and sets the learning rate before each step.
 
     The base class's :meth:`step` is plain gradient descent, so the documented
-    usage example trains as written; subclasses override :meth:`_update`.
+    usage example trains as written; subclasses override ``_update``.
     Parameters whose ``grad`` is None are skipped.
 
     Mixed precision: float16 and bfloat16 parameters are updated through a
