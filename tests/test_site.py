@@ -150,6 +150,8 @@ class Recorder:
         self.page.on("pageerror", lambda e: self.problems.append(f"script error: {e}"))
 
     def _failed(self, request) -> None:
+        if request.failure == "net::ERR_ABORTED":  # cancelled by leaving the page (search's previews, say)
+            return
         local = re.match(r"^https?://127\.0\.0\.1[:/]", request.url)
         what = "failed" if local else "needs the network"
         self.problems.append(f"{what}: {request.url} ({request.failure})")
