@@ -20,7 +20,11 @@ class ScaledDotProductAttention(Module):
     Shapes: query (B, H, Tq, d), key (B, H, Tk, d), value (B, H, Tk, dv) ->
     (B, H, Tq, dv). Masks follow the dispatcher's contract: a float mask is
     additive with 1.0 = forbidden and 0.0 = allowed, a bool mask forbids where
-    True; ``is_causal`` applies only when no mask is given.
+    True; ``is_causal`` applies only when no mask is given. Runs
+    :func:`autograd.functional.scaled_dot_product_attention`.
+
+    Args:
+        dropout_prob: Dropout on the attention probabilities, in training only; in [0, 1).
 
     Examples:
         >>> q = Tensor(xp.random.randn(2, 2, 4, 8))
@@ -61,9 +65,17 @@ class MultiHeadAttention(Module):
     dimensions. ``mask`` broadcasts to (B, num_heads, Tq, Tk) with the
     dispatcher's contract (float: 1.0 = forbidden; bool: True = forbidden).
 
+    Args:
+        num_heads: Number of heads; divides ``hidden_size``.
+        hidden_size: Features of the inputs and the output.
+        dropout_prob: Dropout on the attention probabilities, in training only.
+
     Examples:
         >>> x = Tensor(xp.random.randn(2, 5, 16))
-        >>> MultiHeadAttention(num_heads=2, hidden_size=16)(x, x, x).shape
+        >>> mha = MultiHeadAttention(num_heads=2, hidden_size=16)
+        >>> mha(x, x, x).shape
+        (2, 5, 16)
+        >>> mha(x, x, x, is_causal=True).shape  # each position attends to itself and the ones before
         (2, 5, 16)
     """
 

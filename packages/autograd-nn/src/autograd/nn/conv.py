@@ -195,6 +195,11 @@ class ResidualBlock(Module):
     the channel count or the stride changes. Shapes: (N, in_channels, H, W) ->
     (N, out_channels, ceil(H / stride), ceil(W / stride)).
 
+    Args:
+        in_channels: Channels of the input.
+        out_channels: Channels of the output.
+        stride: Stride of the first convolution (and of the shortcut).
+
     Examples:
         >>> ResidualBlock(16, 16)(Tensor(xp.random.randn(1, 16, 32, 32))).shape
         (1, 16, 32, 32)

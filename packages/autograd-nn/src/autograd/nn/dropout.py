@@ -19,9 +19,19 @@ class Dropout(Module):
     in PyTorch: ``p == 1`` zeroes every element in training (and its gradient).
     Any input shape.
 
+    Args:
+        p: Probability of zeroing an element.
+        **kwargs: Any keyword raises ``TypeError`` naming it.
+
     Examples:
-        >>> d = Dropout(p=0.5); d.train()
-        >>> y = d(Tensor(xp.ones((4, 4))))   # about half the elements are 0, the rest 2
+        >>> d = Dropout(p=0.5)
+        >>> y = d(Tensor(xp.ones((8, 8))))  # training mode: about half are 0, the rest 2
+        >>> sorted(set(y.numpy().ravel().tolist()))
+        [0.0, 2.0]
+        >>> d.eval()
+        >>> d(Tensor([[1.0, 1.0], [1.0, 1.0]])).numpy()
+        array([[1., 1.],
+               [1., 1.]], dtype=float32)
     """
 
     def __init__(self, p: float = 0.5, **kwargs: Any) -> None:

@@ -22,7 +22,12 @@ class Linear(Module):
 
     Shapes: weight (input_size, output_size), bias (output_size,); input
     (..., input_size) -> output (..., output_size). The weight is Xavier-uniform,
-    the bias zero. Pass ``bias=False`` for no bias.
+    the bias zero.
+
+    Args:
+        input_size: Features of each input.
+        output_size: Features of each output.
+        **kwargs: ``bias`` (default True): False for no bias. Any other keyword raises ``TypeError``.
 
     Examples:
         >>> Linear(4, 2)(Tensor(xp.random.randn(3, 4))).shape
@@ -91,6 +96,10 @@ class Embedding(Module):
     Indices outside ``[0, input_size)`` (negative ones included, as in
     PyTorch) raise ``IndexError`` on every backend. Runs the ``embedding``
     kernel op (its backward, a scatter-add, is the hot part).
+
+    Args:
+        input_size: Number of rows of the table (the vocabulary size).
+        embedding_size: Length of each vector.
 
     Examples:
         >>> Embedding(100, 16)(Tensor(xp.array([[1, 5, 20], [2, 10, 30]]))).shape

@@ -44,10 +44,22 @@ class Module:
     the module calls it.
 
     Examples:
-        >>> class MyModule(Module):
+        >>> from autograd.nn import Linear
+        >>> class TwoLayers(Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.hidden = Linear(3, 4)
+        ...         self.out = Linear(4, 1)
+        ...         self.register_state("calls", [0.0])
         ...     def forward(self, x):
-        ...         return x * 2
-        >>> MyModule()(Tensor(xp.array([1, 2, 3])))  # [2, 4, 6]
+        ...         return self.out(self.hidden(x).maximum(0.0))
+        >>> model = TwoLayers()
+        >>> model(Tensor(xp.ones((2, 3)))).shape
+        (2, 1)
+        >>> list(model.parameters)
+        ['hidden.weight', 'hidden.bias', 'out.weight', 'out.bias']
+        >>> list(model.states), model.num_parameters()
+        (['calls'], 21)
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -176,6 +188,15 @@ class Module:
 
         Raises:
             TypeError: the backend has no such dtype (named with the backend).
+
+        Examples:
+            >>> from autograd.nn import Linear
+            >>> model = Linear(4, 2).set_precision("float16")
+            >>> model.precision, backend.dtype_name(model.weight.dtype)
+            ('float16', 'float16')
+            >>> y = model(Tensor(xp.ones((3, 4), dtype="float32")))
+            >>> backend.dtype_name(y.dtype)
+            'float16'
         """
         from autograd.precision import autocast
 
@@ -210,7 +231,16 @@ class Module:
     # -- state dicts --
 
     def state_dict(self) -> Dict[str, Dict[str, Any]]:
-        """``{"parameters": {name: array}, "states": {name: array}}`` with copies of the arrays."""
+        """``{"parameters": {name: array}, "states": {name: array}}`` with copies of the arrays.
+
+        Examples:
+            >>> from autograd.nn import BatchNorm
+            >>> sd = BatchNorm(3).state_dict()
+            >>> sorted(sd["parameters"]), sorted(sd["states"])
+            (['bias', 'weight'], ['running_mean', 'running_var'])
+            >>> fresh = BatchNorm(3)
+            >>> fresh.load_state_dict(sd)
+        """
         return {
             "parameters": {n: backend.copy(p.data) for n, p in self.parameters.items()},
             "states": {n: backend.copy(s) for n, s in self.states.items()},
@@ -282,6 +312,19 @@ class Module:
         bfloat16 arrays are stored as float32 (NumPy has no bfloat16). The
         file is written to a temporary name in the same folder, flushed, and
         renamed over ``path``, so a crash never leaves a truncated file.
+
+        Args:
+            path: The file to write (conventionally ``*.safetensors``).
+
+        Examples:
+            >>> import os, tempfile
+            >>> from autograd.nn import Linear
+            >>> model, path = Linear(3, 2), os.path.join(tempfile.mkdtemp(), "model.safetensors")
+            >>> model.save_weights(path)
+            >>> fresh = Linear(3, 2)
+            >>> fresh.load_weights(path)
+            >>> bool((fresh.weight.numpy() == model.weight.numpy()).all())
+            True
         """
         from safetensors.numpy import save
 
@@ -339,10 +382,16 @@ def _read_safetensors(path: str | os.PathLike) -> Dict[str, np.ndarray]:
 class ModuleList(Module):
     """A list of submodules, registered as ``"0"``, ``"1"``... so their parameters are found.
 
+    Args:
+        modules: The submodules, in order.
+
     Examples:
-        >>> ml = ModuleList([MyModule(), MyModule()])
-        >>> for m in ml:
-        ...     print(m.forward(Tensor(xp.array([1]))).data)
+        >>> from autograd.nn import Linear
+        >>> layers = ModuleList([Linear(4, 4), Linear(4, 2)])
+        >>> len(layers), list(layers.parameters)
+        (2, ['0.weight', '0.bias', '1.weight', '1.bias'])
+        >>> layers(Tensor(xp.ones((1, 4)))).shape  # the modules in order
+        (1, 2)
     """
 
     def __init__(self, modules: Optional[Iterable[Module]] = None) -> None:

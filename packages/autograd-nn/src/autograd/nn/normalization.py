@@ -24,6 +24,11 @@ class LayerNorm(Module):
 
     Shapes: weight and bias (input_size,); input (..., input_size) -> same shape.
 
+    Args:
+        input_size: Length of the last axis, which is normalized.
+        epsilon: Added to the variance.
+        **kwargs: Any keyword raises ``TypeError`` naming it (PyTorch's ``eps`` is ``epsilon`` here).
+
     Examples:
         >>> LayerNorm(10)(Tensor(xp.random.randn(4, 10))).shape
         (4, 10)
@@ -54,9 +59,19 @@ class BatchNorm(Module):
     uses the running statistics. The forward is made of Tensor ops, so the
     backward comes from them.
 
+    Args:
+        input_size: Number of channels ``C``.
+        momentum: Weight of the batch statistics in the running ones.
+        epsilon: Added to the variance.
+        **kwargs: Any keyword raises ``TypeError`` naming it.
+
     Examples:
-        >>> BatchNorm(10)(Tensor(xp.random.randn(4, 10))).shape
+        >>> bn = BatchNorm(10)
+        >>> bn(Tensor(xp.random.randn(4, 10))).shape
         (4, 10)
+        >>> bn.eval()  # now the running statistics normalize
+        >>> bn(Tensor(xp.random.randn(4, 10, 5, 5))).shape
+        (4, 10, 5, 5)
     """
 
     def __init__(self, input_size: int, momentum: float = 0.1, epsilon: float = 1e-05, **kwargs: Any) -> None:

@@ -34,6 +34,12 @@ class RecurrentBlock(Module):
     (batch, output_size). ``dropout_prob`` applies dropout to the final hidden
     state before the output layer (training only).
 
+    Args:
+        input_size: Features of each time step.
+        hidden_size: Size of the hidden state.
+        output_size: If given, a ``Linear(hidden_size, output_size)`` maps the final hidden state.
+        dropout_prob: If given, dropout on the final hidden state in training.
+
     Examples:
         >>> RecurrentBlock(4, 8, output_size=2)(Tensor(xp.random.randn(3, 5, 4))).shape
         (3, 2)
@@ -78,6 +84,12 @@ class LongShortTermMemoryBlock(Module):
     cell_state)``: output is the final hidden state (batch, hidden_size), or
     ``Linear(hidden, output)`` of it with ``output_size``; cell_state is the
     final cell state (batch, hidden_size).
+
+    Args:
+        input_size: Features of each time step.
+        hidden_size: Size of the hidden and cell states.
+        output_size: If given, a ``Linear(hidden_size, output_size)`` maps the final hidden state.
+        dropout_prob: If given, dropout on the final hidden state in training.
 
     Examples:
         >>> out, c = LongShortTermMemoryBlock(4, 8, output_size=3)(Tensor(xp.random.randn(3, 5, 4)))
