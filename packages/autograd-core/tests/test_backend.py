@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
 from core_helpers import to_np
 
 from autograd import backend
+from autograd import functional as F
 from autograd.backend import xp
+from autograd.tensor import Tensor
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -183,3 +186,41 @@ def test_matmul_helper_matches_numpy_on_strided_operands():
     b = np.random.default_rng(1).normal(size=(2, 3, 6, 5))
     got = to_np(backend.matmul(backend.asarray(a), backend.lib.swapaxes(backend.asarray(b), -1, -2)))
     np.testing.assert_allclose(got, a @ np.swapaxes(b, -1, -2), rtol=1e-6)
+
+
+class _HostCupy(types.SimpleNamespace):
+    """NumPy under CuPy's names, counting the host reads CupyBackend makes (``asnumpy``): no GPU needed."""
+
+    def __init__(self) -> None:
+        super().__init__(**{n: getattr(np, n) for n in ("clip", "where", "ndarray", "asarray", "float32")})
+        self.reads = 0
+
+    def asnumpy(self, x):
+        self.reads += 1
+        return np.asarray(x)
+
+
+def test_cupy_range_checks_run_on_the_device_and_raise_at_the_next_host_read():
+    from autograd.backend import CupyBackend
+
+    cp = _HostCupy()
+    be = CupyBackend(cp)
+    idx = np.array([[0, 2], [7, 1]])
+    safe = be.check_range(idx, 0, 5, lambda bad: IndexError(f"index {bad} is out of range for 5 rows"))
+    assert cp.reads == 0  # nothing waited for the device
+    assert safe.tolist() == [[0, 2], [4, 1]]  # what kernels index with until the error is raised: in bounds
+    targets = np.array([3, -100, 1])
+    assert be.check_range(targets, 0, 4, ValueError, ignore=-100).tolist() == [3, -100, 1]
+    with pytest.raises(IndexError, match="index 7 is out of range for 5 rows"):
+        be.to_numpy(np.ones(3))  # the next read reports it
+    assert be.to_numpy(np.ones(3)).tolist() == [1.0, 1.0, 1.0]  # reported once
+    for _ in range(CupyBackend.MAX_PENDING + 1):  # in range: the queue is bounded and drains quietly
+        be.check_range(np.array([1]), 0, 2, ValueError)
+    assert len(be._pending) <= CupyBackend.MAX_PENDING
+
+
+def test_index_checks_on_numpy_and_mlx_raise_at_once():
+    with pytest.raises(IndexError, match="out of range for 3 embeddings"):
+        F.embedding(backend.asarray(np.array([0, 3])), Tensor(backend.asarray(np.eye(3, dtype=np.float32))))
+    with pytest.raises(ValueError, match="target 5 is out of range for 4 classes"):
+        F.cross_entropy(Tensor(backend.asarray(np.zeros((2, 4), np.float32))), np.array([5, 1]))

@@ -39,9 +39,11 @@ import importlib
 import os
 import sys
 import types
-from typing import Any, Iterable, Sequence, Tuple
+from typing import Any, Callable, Iterable, Sequence, Tuple
 
 import numpy as np
+
+from autograd import bounds
 
 __all__ = [
     "BACKEND",
@@ -66,6 +68,7 @@ __all__ = [
     "contiguous",
     "add_into",
     "matmul_add",
+    "check_range",
     "round_to",
     "matmul",
     "dtype",
@@ -135,6 +138,9 @@ class NumpyBackend:
     mutable = True
     #: Whether float64 exp/log/tanh are computed in float64 (MLX's CPU build evaluates them at float32 precision).
     float64_transcendentals_exact = True
+    #: Whether reading a value on the host costs nothing: on CuPy it waits for the GPU, on MLX it evaluates the
+    #: lazy graph, so the library decides on the device there (clipping, range checks) instead.
+    host_reads_free = True
     #: Whether float16 and bfloat16 products are computed in float32 and rounded once: NumPy has no
     #: half-precision BLAS (its float16 and ml_dtypes' bfloat16 loops are scalar, 10-100 times slower).
     half_products_in_float32 = True
@@ -314,6 +320,17 @@ class NumpyBackend:
     def check_index(self, shape: Sequence[int], index: Any) -> None:
         """NumPy raises its own IndexError for an index out of bounds: nothing to check."""
 
+    def check_range(self, x: Any, low: int, high: int, error: Callable[[int], Exception], ignore: Any = None) -> Any:
+        """Raise ``error(v)`` for the first ``v`` in ``x`` outside ``low..high-1`` (not ``ignore``); return ``x``."""
+        if x.size:
+            host = self.to_numpy(x)
+            outside = (host < low) | (host >= high)
+            if ignore is not None:
+                outside &= host != ignore
+            if outside.any():
+                raise error(int(host[outside][0]))
+        return x
+
     # -- random numbers -------------------------------------------------------------------------------------
 
     def seed(self, value: int) -> None:
@@ -338,6 +355,13 @@ class CupyBackend(NumpyBackend):
     name = "cupy"
     checks_bounds = False
     half_products_in_float32 = False  # cuBLAS has half precision
+    host_reads_free = False
+    #: Range checks waiting on the device (see :meth:`check_range`); at most this many before one is read.
+    MAX_PENDING = 64
+
+    def __init__(self, module: Any) -> None:
+        super().__init__(module)
+        self._pending: list = []
 
     def dtype(self, spec: Any) -> Any:
         if spec == "bfloat16":
@@ -351,9 +375,33 @@ class CupyBackend(NumpyBackend):
         return self.lib.asarray(x, dtype=dt)
 
     def to_numpy(self, x: Any) -> np.ndarray:
+        self.raise_pending()
         if isinstance(x, self.ndarray):
             return self.lib.asnumpy(x)
         return super().to_numpy(x)
+
+    def check_range(self, x: Any, low: int, high: int, error: Callable[[int], Exception], ignore: Any = None) -> Any:
+        """Checked on the device and raised at the next host read (``to_numpy``, ``.item()``, printing), as CUDA
+        reports device-side errors: reading the answer now would wait for the GPU in every training step. Until
+        then kernels index with the returned array, clipped into range (``ignore`` kept), so they stay in bounds.
+        """
+        if not x.size:
+            return x
+        outside = (x < low) | (x >= high)
+        if ignore is not None:
+            outside &= x != ignore
+        self._pending.append((outside.any(), x, low, high, error, ignore))
+        if len(self._pending) > self.MAX_PENDING:  # bounds what the queue keeps alive
+            self.raise_pending()
+        safe = self.lib.clip(x, low, high - 1)
+        return safe if ignore is None else self.lib.where(x == ignore, x, safe)
+
+    def raise_pending(self) -> None:
+        """Raise the error of the first range check that found a value outside its range (a host read)."""
+        pending, self._pending = self._pending, []
+        for outside, x, low, high, error, ignore in pending:
+            if bool(outside):
+                NumpyBackend.check_range(self, self.lib.asnumpy(x), low, high, error, ignore)
 
     def _strided(self) -> Any:
         from cupy.lib.stride_tricks import as_strided
@@ -369,7 +417,7 @@ class CupyBackend(NumpyBackend):
         return a @ b  # cuBLAS takes strided batches
 
     def check_index(self, shape: Sequence[int], index: Any) -> None:
-        _check_index(self, shape, index)
+        bounds.check_index(self, shape, index)
 
     def seed(self, value: int) -> None:
         self.lib.random.seed(int(value))
@@ -435,6 +483,7 @@ class MLXBackend(NumpyBackend):
     checks_bounds = False
     float64_transcendentals_exact = False
     half_products_in_float32 = False  # MLX multiplies half precision itself
+    host_reads_free = False
     #: MLX arrays are immutable values: an in-place update makes a new array, and no alias sees it.
     mutable = False
 
@@ -521,7 +570,7 @@ class MLXBackend(NumpyBackend):
         return a @ b
 
     def check_index(self, shape: Sequence[int], index: Any) -> None:
-        _check_index(self, shape, index)
+        bounds.check_index(self, shape, index)
 
     def seed(self, value: int) -> None:
         self.lib.random.seed(int(value))
@@ -537,59 +586,6 @@ class MLXBackend(NumpyBackend):
 
     def bernoulli(self, keep_prob: float, shape: Any) -> Any:
         return self.lib.random.bernoulli(keep_prob, _shape(shape))
-
-
-def _check_index(be: NumpyBackend, shape: Sequence[int], index: Any) -> None:
-    """NumPy's bounds rules, for backends that do not check (MLX reads other memory, CuPy wraps around)."""
-    shape = tuple(int(s) for s in shape)
-    items = index if isinstance(index, tuple) else (index,)
-
-    def width(item: Any) -> int:
-        if item is None or item is Ellipsis or isinstance(item, (bool, np.bool_)):
-            return 0
-        if hasattr(item, "dtype") and hasattr(item, "ndim") and be.dtype_name(item.dtype) == "bool":
-            return max(item.ndim, 1)
-        return 1
-
-    used = sum(width(i) for i in items)
-    if used > len(shape):
-        raise IndexError(f"too many indices for a tensor of shape {shape}: {used} axes indexed")
-    if sum(1 for i in items if i is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    axis = 0
-    for item in items:
-        if item is Ellipsis:
-            axis += len(shape) - used
-            continue
-        step = width(item)
-        if step == 0 or isinstance(item, slice):
-            axis += step
-            continue
-        if isinstance(item, (int, np.integer)):
-            n = shape[axis]
-            if not -n <= int(item) < n:
-                raise IndexError(f"index {int(item)} is out of bounds for axis {axis} with size {n}")
-        elif hasattr(item, "dtype"):
-            kind = be.dtype_name(item.dtype)
-            if kind == "bool":
-                want = shape[axis : axis + step]
-                if tuple(item.shape) != want:
-                    raise IndexError(
-                        f"boolean index of shape {tuple(item.shape)} does not match the indexed axes {want} "
-                        f"of a tensor of shape {shape}"
-                    )
-            elif "int" in kind:
-                n = shape[axis]
-                if item.size:
-                    host = be.to_numpy(item)
-                    lo, hi = int(host.min()), int(host.max())
-                    if lo < -n or hi >= n:
-                        raise IndexError(
-                            f"index {lo if lo < -n else hi} is out of bounds for axis {axis} with size {n}"
-                        )
-            else:
-                raise IndexError(f"arrays used as indices must be of integer or bool dtype, got {kind}")
-        axis += step
 
 
 # --- selection ---------------------------------------------------------------------------------------------------
@@ -729,6 +725,9 @@ round_to = active.round_to
 matmul_add = active.matmul_add
 #: Raise ``IndexError`` for an index that does not fit ``shape``, before it reaches a backend that does not check.
 check_index = active.check_index
+#: Check that an integer array's values lie in ``low..high-1``; returns the array to index with. On CuPy the
+#: check runs on the device and its error is raised at the next host read (see CupyBackend.check_range).
+check_range = active.check_range
 #: Seed the backend's random generator (each backend has its own: the same seed reproduces runs on that backend).
 seed = active.seed
 #: Samples from U[low, high) with the given shape and dtype.

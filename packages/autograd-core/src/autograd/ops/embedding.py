@@ -27,7 +27,8 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
     ``indices`` may be a Tensor, a backend array or anything NumPy turns into
     integers (floating values that are whole numbers are accepted). Indices
     out of range raise ``IndexError`` on every backend (MLX would read other
-    memory, CuPy wrap around).
+    memory, CuPy wrap around); on CuPy at the next host read, as CUDA reports
+    device-side errors, so a training step never waits for the GPU.
 
     Runs the best registered ``embedding`` kernel (:mod:`autograd.kernels`),
     :class:`EmbeddingFunction` by default.
@@ -48,16 +49,14 @@ def embedding(indices: Any, weight: Tensor) -> Tensor:
         idx = backend.asarray(host.astype(np.int32))
     elif "int" not in backend.dtype_name(idx.dtype):
         raise TensorTypeError(f"embedding: indices must be integers, got dtype {idx.dtype}")
-    v = weight.shape[0]
-    if idx.size:
-        host = backend.to_numpy(idx)
-        lo, hi = int(host.min()), int(host.max())
-        if lo < 0 or hi >= v:
-            bad = lo if lo < 0 else hi
-            raise TensorIndexError(
-                f"embedding: index {bad} is out of range for {v} embeddings "
-                f"(valid: 0..{v - 1}; indices of shape {tuple(idx.shape)})"
-            )
+    v, shape = weight.shape[0], tuple(idx.shape)
+
+    def out_of_range(bad: int) -> Exception:
+        return TensorIndexError(
+            f"embedding: index {bad} is out of range for {v} embeddings (valid: 0..{v - 1}; indices of shape {shape})"
+        )
+
+    idx = backend.check_range(idx, 0, v, out_of_range)
     return dispatch(EmbeddingKernel, idx, weight)
 
 

@@ -91,8 +91,9 @@ def cross_entropy(
     targets = _as_target(y_true)
     if sole("cross_entropy") is None:  # a plugin may run: hand it checked int targets
         _check_reduction(reduction, ("mean", "sum"), "cross_entropy")
-        _check_class_targets(y_pred.data, targets.data, ignore_index, label_smoothing)
-        targets = Tensor(_integer_targets(targets.data, "cross_entropy"), requires_grad=False)
+        targets = Tensor(
+            _check_class_targets(y_pred.data, targets.data, ignore_index, label_smoothing), requires_grad=False
+        )
     return dispatch(
         CrossEntropyKernel,
         y_pred,
@@ -221,8 +222,9 @@ class CrossEntropy(Function):
         if label_smoothing:
             per_pos = per_pos - (label_smoothing / k) * _lib.sum(self.logp, axis=-1)
         total = _lib.sum(per_pos * self.valid)
-        count = int(backend.to_numpy(valid).sum())
-        self.scale = 1.0 if reduction == "sum" else (1.0 / count if count else 0.0)
+        # the count stays on the device (no wait for a GPU); with every target ignored the total is 0 anyway
+        count = _lib.sum(self.valid)
+        self.scale = 1.0 if reduction == "sum" else 1.0 / _lib.maximum(count, 1.0)
         return (total * self.scale).astype(y_pred.dtype)
 
     def backward(self, grad: Tensor) -> Tuple[Any, None]:
@@ -246,15 +248,15 @@ def _check_class_targets(y_pred: Any, y_true: Any, ignore_index: int, label_smoo
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     k = y_pred.shape[-1]
     targets = _integer_targets(y_true, "cross_entropy")
-    host = backend.to_numpy(targets)
-    host = host[host != ignore_index]
-    if host.size and (host.min() < 0 or host.max() >= k):
-        bad = host[(host < 0) | (host >= k)]
-        raise ValueError(
-            f"cross_entropy: target {int(bad[0])} is out of range for {k} classes "
+
+    def out_of_range(bad: int) -> Exception:
+        return ValueError(
+            f"cross_entropy: target {bad} is out of range for {k} classes "
             f"(valid: 0..{k - 1}, or ignore_index={ignore_index})"
         )
-    return targets
+
+    # on CuPy checked on the device and raised at the next host read (backend.check_range)
+    return backend.check_range(targets, 0, k, out_of_range, ignore=ignore_index)
 
 
 def _integer_targets(y_true: Any, op: str) -> Any:
