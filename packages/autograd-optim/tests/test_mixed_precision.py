@@ -121,7 +121,7 @@ def test_scaled_losses_unscale_before_the_update_and_clipping():
     scaled.backward()
     assert to_np(p.grad).tolist() == [2048.0, 4096.0]
     norm = opt.clip_grad_norm(100.0)
-    assert norm == pytest.approx(np.hypot(2.0, 4.0))  # the unscaled norm: nothing was clipped
+    assert float(norm) == pytest.approx(np.hypot(2.0, 4.0))  # the unscaled norm: nothing was clipped
     opt.step()
     assert to_np(p).tolist() == [0.0, 0.0] and not opt.last_step_skipped and opt.timestep == 1
 

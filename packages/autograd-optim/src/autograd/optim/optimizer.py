@@ -235,29 +235,33 @@ class Optimizer:
             self._unscaled = {
                 n: (g.astype(f32) if backend.is_low_precision(g.dtype) else g) * inv for n, g in grads.items()
             }
-            self._found_inf = not all(bool(_lib.all(_lib.isfinite(g))) for g in self._unscaled.values())
+            # one host read per step, of all gradients at once (PyTorch's GradScaler also reads once per step)
+            finite = [_lib.all(_lib.isfinite(g)) for g in self._unscaled.values()]
+            self._found_inf = bool(finite) and not bool(_lib.all(_lib.stack(finite)))
         return self._found_inf
 
     def gradient_arrays(self) -> Dict[str, Any]:
         """The current gradient arrays, by parameter name (parameters without a gradient are left out)."""
         return self._grads()
 
-    def _norm(self, norm_type: float) -> float:
+    def _norm(self, norm_type: float) -> Any:
+        """The joint norm of the gradients as a 0-d backend array: computed on the device, read by nobody here."""
         grads = [
             g.astype(backend.dtype("float32")) if backend.dtype_name(g.dtype) in _LOW_PRECISION else g
             for g in self._grads().values()
+            if g.size
         ]
         if not grads:
-            return 0.0
+            return backend.asarray(np.zeros((), np.float32))
         if math.isinf(norm_type):
-            return float(max(float(backend.to_numpy(_lib.max(_lib.abs(g)))) for g in grads))
-        total = sum(float(backend.to_numpy(_lib.sum(_lib.abs(g) ** norm_type))) for g in grads)
+            return _lib.max(_lib.stack([_lib.max(_lib.abs(g)) for g in grads]))
+        total = _lib.sum(_lib.stack([_lib.sum(_lib.abs(g) ** norm_type) for g in grads]))
         return total ** (1.0 / norm_type)
 
     def grad_l2_norm(self) -> float:
         """The L2 norm of all current gradients together (unscaled, with a loss scaler)."""
         self.unscale_gradients()
-        return self._norm(2.0)
+        return float(backend.to_numpy(self._norm(2.0)))
 
     def scale_gradients(self, scale: Any) -> None:
         """Multiply every gradient by ``scale`` (gradients keep their dtype; with a loss scaler, the unscaled ones)."""
@@ -273,6 +277,9 @@ class Optimizer:
 
         Gradients are multiplied by :math:`\text{max\_norm} / (\|g\|_n + 10^{-6})` when that is
         below 1 (as PyTorch's ``clip_grad_norm_``). A non-finite norm is returned without scaling.
+        The norm is returned as a 0-d backend array (``float(norm)`` reads it), as PyTorch returns a
+        tensor: on CuPy and MLX nothing here waits for the device; the gradients are multiplied by the
+        clipping factor computed there (1 when no clipping is needed).
 
         Raises:
             ValueError: ``max_norm`` is not positive and finite, or ``norm_type`` is not positive.
@@ -285,8 +292,11 @@ class Optimizer:
         self.unscale_gradients()
         total = self._norm(norm_type)
         coef = max_norm / (total + 1e-6)
-        if math.isfinite(total) and coef < 1.0:
-            self.scale_gradients(coef)
+        if backend.active.host_reads_free:  # NumPy: read it, sparing a pass over the gradients when nothing clips
+            if math.isfinite(float(total)) and float(coef) < 1.0:
+                self.scale_gradients(coef)
+        else:
+            self.scale_gradients(_lib.where(_lib.isfinite(total) & (coef < 1.0), coef, 1.0))
         return total
 
     # -- stepping --
