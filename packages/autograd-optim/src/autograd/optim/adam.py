@@ -22,12 +22,34 @@ class Adam(Optimizer):
     (the arrangement of ``torch.optim.Adam``/``AdamW``). With ``weight_decay = 0`` it is Adam.
 
     Args:
-        model_parameters: See :class:`Optimizer`.
+        model_parameters: The parameters to train: ``model.parameters`` (a dict of name -> Tensor) or an
+            iterable of Tensors (see :class:`Optimizer`).
         lr: Learning rate :math:`\eta`.
-        beta1, beta2: Moment decay rates (0.9, 0.999).
-        epsilon: :math:`\epsilon` (1e-7).
-        weight_decay: Decoupled decay :math:`\lambda` (0).
-        lr_scheduler_kwargs: See :class:`Optimizer`.
+        beta1: Decay rate :math:`\beta_1` of the first moment (the running mean of the gradients), in [0, 1).
+        beta2: Decay rate :math:`\beta_2` of the second moment (the running mean of the squared
+            gradients), in [0, 1).
+        epsilon: :math:`\epsilon`, added to the denominator for stability (> 0).
+        weight_decay: Decoupled weight decay :math:`\lambda` (AdamW when > 0).
+        **kwargs: ``lr_scheduler_kwargs``, ``loss_scaler`` and the other options of :class:`Optimizer`.
+
+    Examples:
+        >>> from autograd import backend, nn
+        >>> from autograd import functional as F
+        >>> from autograd.tensor import Tensor
+        >>> backend.seed(0)
+        >>> model = nn.Linear(2, 1)
+        >>> opt = Adam(model.parameters, lr=0.1, weight_decay=0.01)  # AdamW
+        >>> x = Tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], requires_grad=False)
+        >>> y = Tensor([[1.0], [-1.0], [0.0]], requires_grad=False)
+        >>> for _ in range(200):
+        ...     opt.zero_grad()
+        ...     loss = F.mean_squared_loss(model(x), y)
+        ...     loss.backward()
+        ...     opt.step()
+        >>> round(loss.item(), 3)
+        0.0
+        >>> opt.timestep
+        200
     """
 
     hyperparameter_names = ("beta1", "beta2", "epsilon", "weight_decay")

@@ -33,6 +33,15 @@ class LossScaler:
         growth_factor: Multiplier after ``growth_interval`` clean steps (> 1, default 2).
         backoff_factor: Multiplier after an overflow (in (0, 1), default 0.5).
         growth_interval: Clean steps before growing (>= 1, default 2000).
+
+    Examples:
+        >>> scaler = LossScaler(init_scale=1024.0, growth_interval=2)
+        >>> scaler.update(found_inf=True)  # an overflow: the step is skipped, the scale halves
+        >>> scaler.scale
+        512.0
+        >>> scaler.update(found_inf=False); scaler.update(found_inf=False)  # two clean steps: it doubles
+        >>> scaler.scale
+        1024.0
     """
 
     def __init__(

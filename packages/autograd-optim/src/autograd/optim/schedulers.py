@@ -15,6 +15,25 @@ class LRScheduler:
     ``lr_scheduler_kwargs={"lr_scheduler_cls": cls, **kwargs}`` instantiates
     ``cls(**kwargs, lr=<the optimizer's lr>)`` (``lr`` only when the class
     accepts it) and calls it before every step.
+
+    Examples:
+        >>> class Halving(LRScheduler):
+        ...     def __init__(self, every=10, lr=1e-3):
+        ...         self.every, self.lr = every, lr
+        ...     def __call__(self, step):
+        ...         return self.lr * 0.5 ** (step // self.every)
+        >>> from autograd.optim import SGD
+        >>> from autograd.tensor import Tensor
+        >>> [Halving(every=2, lr=0.4)(step) for step in range(5)]
+        [0.4, 0.4, 0.2, 0.2, 0.1]
+        >>> w = Tensor([1.0])
+        >>> opt = SGD([w], lr=0.4, lr_scheduler_kwargs={"lr_scheduler_cls": Halving, "every": 2})
+        >>> for _ in range(3):  # steps 0, 1 and 2
+        ...     opt.zero_grad()
+        ...     w.sum().backward()
+        ...     opt.step()
+        >>> opt.lr
+        0.2
     """
 
     def __call__(self, step: int) -> float:
@@ -34,7 +53,19 @@ class CosineScheduler(LRScheduler):
         warmup_steps: Steps of linear warmup (0 for none).
         lr_decay_iters: The step at which ``min_lr`` is reached; must exceed ``warmup_steps``.
         min_lr: The floor.
-        lr: The peak learning rate (passed by the optimizer; default 1e-3).
+        **kwargs: ``lr``, the peak learning rate (the optimizer passes its own; default 1e-3).
+
+    Examples:
+        >>> s = CosineScheduler(warmup_steps=2, lr_decay_iters=6, min_lr=0.0, lr=1.0)
+        >>> [round(s(step), 3) for step in range(8)]
+        [0.5, 1.0, 1.0, 0.854, 0.5, 0.146, 0.0, 0.0]
+
+        As an optimizer's schedule (it sets the learning rate before each step):
+
+        >>> from autograd.optim import Adam
+        >>> from autograd.tensor import Tensor
+        >>> kwargs = {"lr_scheduler_cls": CosineScheduler, "warmup_steps": 10, "lr_decay_iters": 100, "min_lr": 1e-5}
+        >>> opt = Adam([Tensor([1.0])], lr=1e-3, lr_scheduler_kwargs=kwargs)
     """
 
     def __init__(self, warmup_steps: int = 100, lr_decay_iters: int = 200, min_lr: float = 0.0001, **kwargs: Any):

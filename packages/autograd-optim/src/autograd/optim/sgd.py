@@ -27,7 +27,18 @@ class SGD(Optimizer):
         nesterov: Nesterov momentum (needs momentum > 0 and dampening 0).
         weight_decay: L2 penalty :math:`\lambda` added to the gradient (default 0).
         dampening: Dampening of the momentum (default 0).
-        lr_scheduler_kwargs: See :class:`Optimizer`.
+        **kwargs: ``lr_scheduler_kwargs``, ``loss_scaler`` and the other options of :class:`Optimizer`.
+
+    Examples:
+        >>> from autograd.tensor import Tensor
+        >>> w = Tensor([1.0, -2.0])
+        >>> opt = SGD([w], lr=0.1, momentum=0.9)
+        >>> for _ in range(3):
+        ...     opt.zero_grad()
+        ...     (w * w).sum().backward()  # the gradient is 2w
+        ...     opt.step()
+        >>> w.numpy().round(4)
+        array([ 0.062, -0.124], dtype=float32)
     """
 
     hyperparameter_names = ("momentum", "nesterov", "weight_decay", "dampening")
