@@ -408,6 +408,21 @@ def check_signature(impl: Kernel) -> None:
     parameters need defaults; ``*args``/``**kwargs`` would hide the
     signature and are refused). A ``function`` must take the arrays
     positionally by the same names and accept every parameter by keyword.
+
+    Args:
+        impl: A kernel instance.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import ReluKernel
+        >>> class LeakyRelu(ReluKernel):
+        ...     name, backends = "leaky", ("numpy",)
+        ...     def apply(self, x, slope):  # relu's contract is apply(self, x)
+        ...         return x.maximum(x * slope)
+        >>> kernels.check_signature(LeakyRelu())
+        Traceback (most recent call last):
+        ...
+        TypeError: LeakyRelu (relu implementation 'leaky'): apply has extra parameters without defaults: ['slope']
     """
     contract = type(impl).contract()
     where = f"{type(impl).__name__} ({contract.op} implementation {getattr(impl, 'name', '?')!r})"

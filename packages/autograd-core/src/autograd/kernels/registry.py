@@ -184,9 +184,25 @@ def register(impl: Any, *, package: str = "", version: str = "", replace: bool =
     Plugins installed with entry points are discovered first, so a name taken
     by one of them is already taken here (pass ``replace=True`` to override it).
 
+    Args:
+        impl: A kernel class (instantiated with no arguments), an instance, or a zero-argument factory.
+        package: The distribution it comes from, for reports (default: its top-level module's name).
+        version: That distribution's version, for reports.
+        replace: Replace an implementation already registered under the same name for the op.
+
     Raises:
         ValueError: the name is taken for that op and ``replace`` is False.
         TypeError: the object is not a kernel, or its signature is not its contract's.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> with kernels.isolated():  # a registry of core's references alone, restored afterwards
+        ...     impl = kernels.register(MyRelu, package="my-kernels", version="1.0")
+        ...     [k.name for k in kernels.implementations("relu")]
+        ['my_relu', 'reference']
     """
     obj = _validate(impl, f"register({impl!r})")
     _discover()
@@ -198,7 +214,22 @@ def register(impl: Any, *, package: str = "", version: str = "", replace: bool =
 
 
 def unregister(op: Op, name: str) -> None:
-    """Remove the implementation ``name`` of ``op`` (until :func:`reset`; an entry point does not come back)."""
+    """Remove the implementation ``name`` of ``op`` (until :func:`reset`; an entry point does not come back).
+
+    Args:
+        op: The op's name (``"relu"``) or its contract class.
+        name: The implementation's name.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> with kernels.isolated(MyRelu):
+        ...     kernels.unregister("relu", "my_relu")
+        ...     [k.name for k in kernels.implementations("relu")]
+        ['reference']
+    """
     _discover()
     with _lock:
         _table(_op_name(op)).pop(name, None)
@@ -246,7 +277,19 @@ def _discover() -> None:
 
 
 def reset() -> None:
-    """Forget every registration and load failure; plugins are discovered again on next use (for tests)."""
+    """Forget every registration and load failure; plugins are discovered again on next use (for tests).
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> with kernels.isolated(plugins=True):  # every installed plugin; restored afterwards
+        ...     _ = kernels.register(MyRelu)
+        ...     kernels.reset()  # the programmatic registration is forgotten
+        ...     "my_relu" in [k.name for k in kernels.implementations("relu")]
+        False
+    """
     global _discovered
     with _lock:
         _entries.clear()
@@ -263,6 +306,22 @@ def isolated(*impls: Any, plugins: Any = ()) -> Iterator[None]:
     A test that uses it sees the same implementations whatever else is
     installed in the environment (``autograd.testing.isolated_kernels`` is
     this function). ``plugins=True`` discovers every installed plugin.
+
+    Args:
+        *impls: Kernels to register inside the block (as :func:`register` takes them).
+        plugins: The distributions whose entry points are discovered (a name or several), or True for all.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> with kernels.isolated(MyRelu):
+        ...     [k.name for k in kernels.implementations("relu")]
+        ['my_relu', 'reference']
+        >>> with kernels.isolated(plugins="autograd-kernels-cpu"):  # core's references and the CPU plugin
+        ...     [k.name for k in kernels.implementations("relu")]  # doctest: +SKIP
+        ['cpu_fused', 'reference']
     """
     global _discovered, _only
     with _lock:
@@ -287,7 +346,16 @@ def isolated(*impls: Any, plugins: Any = ()) -> Iterator[None]:
 
 
 def load_failures() -> List[LoadFailure]:
-    """The plugin entry points that failed to load (after discovery), with their reasons."""
+    """The plugin entry points that failed to load (after discovery), with their reasons.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> for failure in kernels.load_failures():  # what ``python -m autograd.kernels`` lists too
+        ...     print(failure.package, failure.name, failure.error)  # doctest: +SKIP
+        >>> with kernels.isolated(plugins="autograd-kernels-cpu"):  # that distribution's entry points only
+        ...     kernels.load_failures()  # all of them loaded
+        []
+    """
     _discover()
     return list(_failures)
 
@@ -298,12 +366,46 @@ def _ordered(op: str) -> List[_Entry]:
 
 
 def implementations(op: Op) -> List[Kernel]:
-    """Every registered implementation of ``op`` (a name or its contract class), in selection order."""
+    """Every registered implementation of ``op`` (a name or its contract class), in selection order.
+
+    Args:
+        op: The op's name (``"attention"``, ``"relu"``... the keys of ``autograd.kernels.OPS``) or its contract.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> with kernels.isolated(MyRelu):
+        ...     [(k.name, k.priority) for k in kernels.implementations(ReluKernel)]
+        [('my_relu', 5), ('reference', -1000)]
+    """
     return [e.impl for e in _ordered(_op_name(op))]
 
 
 def entry(op: Op, name: str) -> _Entry:
-    """The registration (implementation, package, version) of ``name`` for ``op``."""
+    """The registration of ``name`` for ``op``: its ``impl`` (the kernel), ``package`` and ``version``.
+
+    Args:
+        op: The op's name or its contract class.
+        name: The implementation's name.
+
+    Raises:
+        UnknownKernelError: no implementation of that name (the message lists the registered ones).
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> with kernels.isolated():
+        ...     _ = kernels.register(MyRelu, package="my-kernels", version="1.0")
+        ...     e = kernels.entry("relu", "my_relu")
+        ...     e.impl.name, e.package, e.version
+        ('my_relu', 'my-kernels', '1.0')
+        >>> kernels.entry("relu", "reference").package
+        'autograd-core'
+    """
     op = _op_name(op)
     _discover()
     try:
@@ -314,7 +416,20 @@ def entry(op: Op, name: str) -> _Entry:
 
 
 def get(op: Op, name: str) -> Kernel:
-    """The implementation of ``op`` registered under ``name``."""
+    """The implementation of ``op`` registered under ``name``.
+
+    Args:
+        op: The op's name or its contract class.
+        name: The implementation's name.
+
+    Raises:
+        UnknownKernelError: no implementation of that name.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> kernels.get("relu", "reference")
+        <relu implementation 'reference' backends=('numpy', 'mlx', 'cupy') priority=-1000>
+    """
     return entry(op, name).impl
 
 
@@ -410,8 +525,25 @@ def explain(inputs: KernelInputs, implementation: Optional[str] = None) -> Expla
     those that cannot run here at all (another backend, a missing library) are
     reported as declined with that reason rather than as outranked.
 
+    Args:
+        inputs: What the call passes, as the op's contract describes it (``Contract.describe(*args, **params)``).
+        implementation: A name to use instead of the selection (as a call's ``implementation=``).
+
     Raises:
         UnknownKernelError: a requested name is not registered for the op.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> from autograd.tensor import Tensor
+        >>> with kernels.isolated(MyRelu):
+        ...     print(kernels.explain(ReluKernel.describe(Tensor([-1.0, 2.0]))))
+        relu for backend=numpy, dtype=float32, x=(2,), requires_grad=True
+        selection: automatic; chosen: my_relu
+          * my_relu (priority 5): chosen
+          - reference (priority -1000): outranked (a higher choice was taken)
     """
     op = inputs.op
     _discover()
@@ -440,9 +572,24 @@ def explain(inputs: KernelInputs, implementation: Optional[str] = None) -> Expla
 def select(inputs: KernelInputs, implementation: Optional[str] = None) -> Kernel:
     """The implementation to run for ``inputs`` (see the module docstring for the order).
 
+    Args:
+        inputs: What the call passes, as the op's contract describes it.
+        implementation: A name to use instead of the selection.
+
     Raises:
         KernelNotSupportedError: an explicitly requested implementation declines.
         UnknownKernelError: the requested name is not registered.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import Relu, ReluKernel
+        >>> class MyRelu(ReluKernel):  # a kernel: the op's contract, a name, backends, a priority, a Function
+        ...     name, backends, priority, function = "my_relu", ("numpy",), 5, Relu
+        >>> from autograd.tensor import Tensor
+        >>> inputs = ReluKernel.describe(Tensor([-1.0, 2.0]))
+        >>> with kernels.isolated(MyRelu):
+        ...     kernels.select(inputs).name, kernels.select(inputs, "reference").name
+        ('my_relu', 'reference')
     """
     op = inputs.op
     _discover()
@@ -486,6 +633,19 @@ def dispatch(op: type, *args: Any, implementation: Optional[str] = None, **param
     is checked against the op's output rule, and the gradients its backward
     returns against the gradient rule (:class:`KernelOutputError` names the
     plugin, the op and the argument).
+
+    Args:
+        op: The op's contract class (``autograd.ops.attention.AttentionKernel``...).
+        *args: The op's array arguments.
+        implementation: A name to use instead of the selection.
+        **params: The op's other parameters.
+
+    Examples:
+        >>> from autograd import kernels
+        >>> from autograd.ops.activations import ReluKernel
+        >>> from autograd.tensor import Tensor
+        >>> kernels.dispatch(ReluKernel, Tensor([-1.0, 2.0]), implementation="reference").numpy()
+        array([0., 2.], dtype=float32)
     """
     if implementation is None:
         only = sole(op.op)

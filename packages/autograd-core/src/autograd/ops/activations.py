@@ -63,36 +63,100 @@ def _check_dim(x: Tensor, dim: int, op: str) -> int:
 
 
 def relu(x: Tensor) -> Tensor:
-    """ReLU, element-wise. ``relu(Tensor([-1, 0, 2]))`` is ``[0, 0, 2]``.
+    """ReLU, element-wise: ``max(0, x)``.
 
     Runs the best registered ``relu`` kernel (:mod:`autograd.kernels`), :class:`Relu` by default.
+
+    Args:
+        x: Any shape.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> x = Tensor([-1.0, 0.0, 2.0])
+        >>> y = F.relu(x)
+        >>> y.numpy()
+        array([0., 0., 2.], dtype=float32)
+        >>> y.sum().backward()
+        >>> x.grad.numpy()  # the gradient passes where x > 0
+        array([0., 0., 1.], dtype=float32)
     """
     return dispatch(ReluKernel, _as_tensor(x))
 
 
 def sigmoid(x: Tensor) -> Tensor:
-    """Sigmoid, element-wise. ``sigmoid(Tensor([0, 2]))`` is ``[0.5, ~0.88]`` (kernel op ``sigmoid``)."""
+    """Sigmoid, element-wise: ``1 / (1 + exp(-x))`` (kernel op ``sigmoid``).
+
+    Args:
+        x: Any shape.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> F.sigmoid(Tensor([0.0, 2.0])).numpy().round(4)
+        array([0.5   , 0.8808], dtype=float32)
+    """
     return dispatch(SigmoidKernel, _as_tensor(x))
 
 
 def tanh(x: Tensor) -> Tensor:
-    """Hyperbolic tangent, element-wise (kernel op ``tanh``)."""
+    """Hyperbolic tangent, element-wise (kernel op ``tanh``).
+
+    Args:
+        x: Any shape.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> F.tanh(Tensor([0.0, 1.0])).numpy().round(4)
+        array([0.    , 0.7616], dtype=float32)
+    """
     return dispatch(TanhKernel, _as_tensor(x))
 
 
 def gelu(x: Tensor) -> Tensor:
-    r"""GELU with the tanh approximation :math:`0.5x(1 + \tanh(\sqrt{2/\pi}(x + 0.044715x^3)))` (kernel op ``gelu``)."""
+    r"""GELU with the tanh approximation :math:`0.5x(1 + \tanh(\sqrt{2/\pi}(x + 0.044715x^3)))` (kernel op ``gelu``).
+
+    Args:
+        x: Any shape.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> F.gelu(Tensor([-1.0, 0.0, 1.0])).numpy().round(4)
+        array([-0.1588,  0.    ,  0.8412], dtype=float32)
+    """
     return dispatch(GeluKernel, _as_tensor(x))
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """Softmax along ``dim`` (the last axis by default), for any rank; rows sum to 1 (kernel op ``softmax``)."""
+    """Softmax along ``dim`` (the last axis by default), for any rank; rows sum to 1 (kernel op ``softmax``).
+
+    Args:
+        x: The logits, any shape.
+        dim: The axis that is normalized.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> p = F.softmax(Tensor([[2.0, 1.0, 0.1], [0.0, 0.0, 0.0]]))
+        >>> p.numpy().round(3)
+        array([[0.659, 0.242, 0.099],
+               [0.333, 0.333, 0.333]], dtype=float32)
+        >>> p.numpy().sum(axis=-1).round(6)
+        array([1., 1.], dtype=float32)
+    """
     x = _as_tensor(x)
     return dispatch(SoftmaxKernel, x, dim=_check_dim(x, dim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
-    """Log-softmax along ``dim``; more stable than ``log(softmax(x))`` (kernel op ``log_softmax``)."""
+    """Log-softmax along ``dim``; more stable than ``log(softmax(x))`` (kernel op ``log_softmax``).
+
+    Args:
+        x: The logits, any shape.
+        dim: The axis that is normalized.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> F.log_softmax(Tensor([2.0, 1.0, 0.1])).numpy().round(3)
+        array([-0.417, -1.417, -2.317], dtype=float32)
+    """
     x = _as_tensor(x)
     return dispatch(LogSoftmaxKernel, x, dim=_check_dim(x, dim, "log_softmax"))
 
@@ -104,7 +168,8 @@ class Relu(Function):
     r""":math:`ReLU(x) = \max(0, x)`; the gradient passes where :math:`x > 0`.
 
     Examples:
-        >>> Relu.apply(Tensor([-3, 0, 3]))  # [0, 0, 3]
+        >>> Relu.apply(Tensor([-3.0, 0.0, 3.0])).numpy()  # what autograd.functional.relu runs by default
+        array([0., 0., 3.], dtype=float32)
     """
 
     def forward(self, x: Any) -> Any:

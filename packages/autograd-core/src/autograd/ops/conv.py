@@ -80,6 +80,9 @@ def conv2d(
     """2-D cross-correlation of ``x`` (N, C, H, W) with ``weight`` (O, C / groups, kh, kw), plus ``bias`` (O,).
 
     Args:
+        x: (N, C, H, W).
+        weight: (O, C / groups, kh, kw), the filters.
+        bias: (O,), or None.
         stride: An int or a (height, width) pair.
         padding: Zeros around the input: an int, a (height, width) pair, a
             (top, bottom, left, right) tuple, ``"valid"`` or ``"same"``.
@@ -93,7 +96,12 @@ def conv2d(
     Runs the best registered ``conv2d`` kernel (:mod:`autograd.kernels`).
 
     Examples:
-        >>> conv2d(Tensor(xp.ones((1, 4, 7, 7))), Tensor(xp.ones((4, 1, 3, 3))), groups=4, dilation=2).shape
+        >>> from autograd import functional as F
+        >>> x = Tensor(xp.arange(16, dtype="float32").reshape(1, 1, 4, 4))
+        >>> F.conv2d(x, Tensor(xp.ones((1, 1, 2, 2), dtype="float32")), stride=2).numpy()  # sums of 2x2 blocks
+        array([[[[10., 18.],
+                 [42., 50.]]]], dtype=float32)
+        >>> F.conv2d(Tensor(xp.ones((1, 4, 7, 7))), Tensor(xp.ones((4, 1, 3, 3))), groups=4, dilation=2).shape
         (1, 4, 3, 3)
     """
     if not isinstance(x, Tensor):

@@ -41,7 +41,11 @@ def layer_norm(x: Tensor, weight: Optional[Tensor] = None, bias: Optional[Tensor
     :class:`LayerNormFunction` by default.
 
     Examples:
-        >>> y = layer_norm(Tensor([[1.0, 2.0, 3.0]]))   # [[-1.2247, 0., 1.2247]]
+        >>> from autograd import functional as F
+        >>> F.layer_norm(Tensor([[1.0, 2.0, 3.0]])).numpy().round(4)
+        array([[-1.2247,  0.    ,  1.2247]], dtype=float32)
+        >>> F.layer_norm(Tensor([[1.0, 2.0, 3.0]]), Tensor([2.0, 2.0, 2.0]), Tensor([1.0, 1.0, 1.0])).numpy().round(4)
+        array([[-1.4495,  1.    ,  3.4495]], dtype=float32)
     """
     if not isinstance(x, Tensor):
         x = Tensor(x, requires_grad=False)

@@ -35,6 +35,7 @@ def max_pool2d(
     """The maximum of each ``kernel_size`` window of ``x`` (N, C, H, W), moved by ``stride``.
 
     Args:
+        x: (N, C, H, W).
         kernel_size: An int or a (height, width) pair.
         stride: Defaults to ``kernel_size`` (windows side by side).
         padding: ``-inf`` around the input: an int, a (height, width) pair, a
@@ -49,7 +50,12 @@ def max_pool2d(
     :class:`MaxPool2dFunction` by default.
 
     Examples:
-        >>> max_pool2d(Tensor(xp.random.randn(1, 3, 32, 32)), 2).shape
+        >>> from autograd import functional as F
+        >>> x = Tensor(xp.arange(16, dtype="float32").reshape(1, 1, 4, 4))
+        >>> F.max_pool2d(x, 2).numpy()
+        array([[[[ 5.,  7.],
+                 [13., 15.]]]], dtype=float32)
+        >>> F.max_pool2d(Tensor(xp.random.randn(1, 3, 32, 32)), 3, stride=2, padding=1).shape
         (1, 3, 16, 16)
     """
     if not isinstance(x, Tensor):
