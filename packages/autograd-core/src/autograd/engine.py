@@ -143,10 +143,17 @@ class no_grad(_GradSwitch):
     Works as a context manager and as a decorator; nests correctly.
 
     Examples:
+        >>> from autograd.tensor import Tensor
+        >>> x = Tensor([1.0, 2.0])
         >>> with no_grad():
-        ...     y = x * 2          # y.requires_grad is False
+        ...     y = x * 2
+        >>> y.requires_grad
+        False
         >>> @no_grad()
-        ... def evaluate(model, x): ...
+        ... def double(t):
+        ...     return t * 2
+        >>> double(x).requires_grad, (x * 2).requires_grad
+        (False, True)
     """
 
     enabled = False
@@ -175,8 +182,15 @@ class Function:
         ...     def forward(self, x):
         ...         return x + 1
         ...     def backward(self, grad):
-        ...         return grad.data
-        >>> y = DummyFunction.apply(Tensor(xp.array([1, 2, 3])))  # [2, 3, 4]
+        ...         return grad
+        >>> from autograd.tensor import Tensor
+        >>> x = Tensor(xp.array([1.0, 2.0, 3.0]))
+        >>> y = DummyFunction.apply(x)
+        >>> y.numpy()  # an array Tensor keeps its dtype (float64 here)
+        array([2., 3., 4.])
+        >>> y.sum().backward()
+        >>> x.grad.numpy()
+        array([1., 1., 1.])
     """
 
     #: False for ops whose output dtype is meant to differ from their floating inputs' (casts, losses that
@@ -241,7 +255,8 @@ class Function:
         """Sum out broadcast dimensions so that ``grad_arr`` has shape ``to_shape``.
 
         Examples:
-            >>> Function.unbroadcast(xp.array([[1, 1], [1, 1]]), (1, 2))  # [[2, 2]]
+            >>> Function.unbroadcast(xp.array([[1, 1], [1, 1]]), (1, 2))  # summed over the broadcast rows
+            array([[2, 2]])
         """
         to_shape = tuple(to_shape)
         shape = tuple(grad_arr.shape)

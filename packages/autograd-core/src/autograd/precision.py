@@ -72,10 +72,17 @@ class autocast:
         TypeError: the backend has no such dtype (the message names both).
 
     Examples:
-        >>> with autocast("bfloat16"):
-        ...     logits = model(x)          # matmuls in bfloat16
-        ...     loss = cross_entropy(logits, y)   # float32
+        >>> from autograd.tensor import Tensor
+        >>> from autograd import functional as F
+        >>> x, w = Tensor(xp.ones((4, 3), dtype=xp.float32)), Tensor(xp.ones((3, 5), dtype=xp.float32))
+        >>> with autocast("float16"):
+        ...     logits = x @ w                        # the matmul in float16
+        ...     loss = F.cross_entropy(logits, [0, 1, 2, 3])  # the loss in float32
+        >>> str(logits.dtype), str(loss.dtype)
+        ('float16', 'float32')
         >>> loss.backward()
+        >>> str(w.grad.dtype)                         # gradients in the parameter's dtype
+        'float32'
     """
 
     def __init__(self, dtype: Optional[str] = "bfloat16", enabled: bool = True) -> None:

@@ -65,12 +65,44 @@ def _as_target(y_true: Any) -> Tensor:
 
 
 def binary_cross_entropy(y_pred: Tensor, y_true: Union[Tensor, ArrayLike], **kwargs: Any) -> Tensor:
-    """BCE on predicted probabilities (mean over elements); targets may be Tensors or array-likes."""
+    """BCE on predicted probabilities (mean over elements); targets may be Tensors or array-likes.
+
+    The formula and its edge cases are :class:`BinaryCrossEntropy`'s.
+
+    Args:
+        y_pred: Probabilities in [0, 1], any shape.
+        y_true: Targets in [0, 1] of ``y_pred``'s shape.
+        **kwargs: Accepted and ignored.
+
+    Returns:
+        A 0-d Tensor (float32 for float16 and bfloat16 predictions).
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> round(F.binary_cross_entropy(Tensor([0.9, 0.2, 0.6]), [1.0, 0.0, 1.0]).item(), 4)
+        0.2798
+    """
     return BinaryCrossEntropy.apply(y_pred, _as_target(y_true), **kwargs)
 
 
 def binary_cross_entropy_with_logits(y_pred: Tensor, y_true: Union[Tensor, ArrayLike], **kwargs: Any) -> Tensor:
-    """BCE on logits, numerically stable (mean over elements)."""
+    """BCE on logits, numerically stable (mean over elements): ``binary_cross_entropy(sigmoid(x), y)``.
+
+    The formula is :class:`BinaryCrossEntropyWithLogits`'s.
+
+    Args:
+        y_pred: Logits, any shape.
+        y_true: Targets in [0, 1] of ``y_pred``'s shape.
+        **kwargs: None is accepted (a keyword raises ``TypeError``).
+
+    Returns:
+        A 0-d Tensor (float32 for float16 and bfloat16 logits).
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> round(F.binary_cross_entropy_with_logits(Tensor([2.0, -1.0, 0.5]), [1.0, 0.0, 1.0]).item(), 4)
+        0.3048
+    """
     return BinaryCrossEntropyWithLogits.apply(y_pred, _as_target(y_true), **kwargs)
 
 
@@ -81,12 +113,38 @@ def cross_entropy(
     label_smoothing: float = 0.0,
     reduction: str = "mean",
 ) -> Tensor:
-    """Cross entropy on logits (N, C) or (N, T, C) with class-index targets (N,) or (N, T).
+    r"""Cross entropy on logits (N, C) or (N, T, C) with class-index targets (N,) or (N, T).
 
     Runs the best registered ``cross_entropy`` kernel, :class:`CrossEntropy` by
     default (see its docstring for the formula and the edge cases). Targets are
     checked here, before any kernel sees them: shapes, integer values, and the
     range ``0..C-1`` (or ``ignore_index``).
+
+    Args:
+        y_pred: Raw logits (N, C) or (N, T, C).
+        y_true: Class indices (N,) or (N, T): a Tensor, an array or a list of ints.
+        ignore_index: Targets equal to it add nothing to the loss nor to its gradient.
+        label_smoothing: :math:`\epsilon` in [0, 1]: the target distribution puts
+            :math:`\epsilon / C` on every class and the rest on the target.
+        reduction: ``"mean"`` over the non-ignored targets, or ``"sum"``.
+
+    Returns:
+        A 0-d Tensor (float32 for float16 and bfloat16 logits).
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> logits = Tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 0.0]])
+        >>> loss = F.cross_entropy(logits, [0, 1])
+        >>> round(loss.item(), 4)
+        0.3964
+        >>> loss.backward()
+        >>> logits.grad.numpy().round(3)  # (softmax - one hot) / N
+        array([[-0.107,  0.088,  0.02 ],
+               [ 0.106, -0.212,  0.106]], dtype=float32)
+        >>> round(F.cross_entropy(logits, [0, -100]).item(), 4)  # the second row is ignored
+        0.2413
+        >>> round(F.cross_entropy(logits, [0, 1], label_smoothing=0.1, reduction="sum").item(), 4)
+        1.0094
     """
     targets = _as_target(y_true)
     if sole("cross_entropy") is None:  # a plugin may run: hand it checked int targets
@@ -105,12 +163,45 @@ def cross_entropy(
 
 
 def hinge_loss(y_pred: Tensor, y_true: Union[Tensor, ArrayLike], reduction: str = "none", **kwargs: Any) -> Tensor:
-    """Hinge loss with labels in {-1, 1}; ``reduction`` is "none" (default), "mean" or "sum"."""
+    """Hinge loss ``max(0, 1 - y * y_pred)`` with labels in {-1, 1}; ``reduction`` is "none" (default), "mean" or "sum".
+
+    Args:
+        y_pred: Scores, any shape.
+        y_true: Labels, -1 or 1, of ``y_pred``'s shape.
+        reduction: ``"none"`` (the loss of each element), ``"mean"`` or ``"sum"``.
+        **kwargs: Accepted and ignored.
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> F.hinge_loss(Tensor([0.5, -2.0, 3.0]), [1.0, -1.0, -1.0]).numpy()
+        array([0.5, 0. , 4. ], dtype=float32)
+        >>> F.hinge_loss(Tensor([0.5, -2.0, 3.0]), [1.0, -1.0, -1.0], reduction="mean").item()
+        1.5
+    """
     return HingeLoss.apply(y_pred, _as_target(y_true), reduction=reduction, **kwargs)
 
 
 def mean_squared_loss(y_pred: Tensor, y_true: Union[Tensor, ArrayLike], **kwargs: Any) -> Tensor:
-    """Mean squared error. ``mean_squared_loss(Tensor([3.0, 5.0]), [2.0, 5.0])`` is 0.5."""
+    """Mean squared error over every element.
+
+    Args:
+        y_pred: Predictions, any shape.
+        y_true: Targets of ``y_pred``'s shape.
+        **kwargs: Accepted and ignored.
+
+    Returns:
+        A 0-d Tensor (float32 for float16 and bfloat16 predictions).
+
+    Examples:
+        >>> from autograd import functional as F
+        >>> pred = Tensor([3.0, 5.0])
+        >>> loss = F.mean_squared_loss(pred, [2.0, 5.0])
+        >>> loss.item()
+        0.5
+        >>> loss.backward()
+        >>> pred.grad.numpy()  # 2 (pred - target) / N
+        array([1., 0.], dtype=float32)
+    """
     return MeanSquaredLoss.apply(y_pred, _as_target(y_true), **kwargs)
 
 
