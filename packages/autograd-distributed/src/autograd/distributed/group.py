@@ -176,7 +176,8 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
         raise ValueError(f"all_reduce: op must be 'sum', 'mean' or 'max', got {op!r}")
     arr, was_tensor = _as_array(x, "all_reduce")
     if backend.dtype_name(arr.dtype) == "bool" or (op == "mean" and not backend.is_floating(arr.dtype)):
-        raise TypeError(f"all_reduce({op!r}) needs a numeric (for 'mean' a floating) array, got dtype {arr.dtype}")
+        name = backend.dtype_name(arr.dtype)
+        raise TypeError(f"all_reduce({op!r}) needs a numeric (for 'mean' a floating) array, got dtype {name}")
     g = _get()
     if g.size == 1:
         return x
