@@ -19,7 +19,7 @@ it queues a spin kernel of ``--spin-ms`` on the stream first and reports
 whether the step returned while the kernel still ran (no host wait) and how
 long the host spent in the step.
 
-    python sync_step.py --simulate [--kernels triton|reference]
+    python sync_step.py --simulate [--kernels triton|reference] [--no-loss-scaler]
     python sync_step.py [--spin-ms 500]          # on a GPU
 """
 
@@ -119,7 +119,7 @@ def _chosen(report: Dict[str, Any]) -> None:
     registry.select = select
 
 
-def simulate(kernels: str) -> Dict[str, Any]:
+def simulate(kernels: str, loss_scaler: bool = True) -> Dict[str, Any]:
     sys.path.insert(0, HERE)
     import simulated_cupy
 
@@ -137,7 +137,7 @@ def simulate(kernels: str) -> Dict[str, Any]:
     with registry.isolated(*impls):
         _chosen(chosen)
         model, inputs, targets = build()
-        opt = Adam(model.parameters, lr=1e-3, weight_decay=0.01, loss_scaler=LossScaler())
+        opt = Adam(model.parameters, lr=1e-3, weight_decay=0.01, loss_scaler=LossScaler() if loss_scaler else None)
         for _ in range(2):
             step(model, opt, inputs, targets)
         chosen.clear()
@@ -146,6 +146,7 @@ def simulate(kernels: str) -> Dict[str, Any]:
         events = list(log.events)
     return {
         "kernels": kernels,
+        "loss_scaler": loss_scaler,
         "syncs": events,
         "chosen": {op: sorted(names) for op, names in sorted(chosen.items())},
         "skipped_step": opt.last_step_skipped,
@@ -185,8 +186,9 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--simulate", action="store_true", help="on the simulated CuPy (no GPU): list every sync")
     p.add_argument("--kernels", choices=["triton", "reference"], default="triton")
     p.add_argument("--spin-ms", type=float, default=500.0)
+    p.add_argument("--no-loss-scaler", action="store_true", help="the step without a LossScaler (--simulate)")
     args = p.parse_args(argv)
-    result = simulate(args.kernels) if args.simulate else on_device(args.spin_ms)
+    result = simulate(args.kernels, not args.no_loss_scaler) if args.simulate else on_device(args.spin_ms)
     print(json.dumps(result, indent=1))
     return 0
 

@@ -112,3 +112,27 @@ def test_declines_here_and_another_runs():
     assert {c.name: c.reasons for c in report.candidates}["cuda_flash"] == reasons
     assert report.chosen != "cuda_flash"
     assert F.scaled_dot_product_attention(q, q, q, is_causal=True).shape == (1, 2, 8, 64)
+
+
+@pytest.mark.parametrize(
+    "backend_name,interpret,fragment",
+    [
+        ("numpy", False, "only in its interpreter (TRITON_INTERPRET=1"),
+        ("numpy", True, ""),
+        ("cupy", True, "TRITON_INTERPRET is set"),
+    ],
+)
+def test_triton_environment_reasons(backend_name, interpret, fragment):
+    if triton_fused.triton_missing():
+        pytest.skip(triton_fused.triton_missing())
+    reasons = triton_fused._environment_cached(backend_name, interpret)
+    assert (fragment in reasons[0]) if fragment else reasons == ()
+
+
+def test_triton_missing_is_a_reason_with_the_install_hint(monkeypatch):
+    monkeypatch.setattr(triton_fused, "triton_missing", lambda: "triton is not installed: pip install (test)")
+    triton_fused._environment_cached.cache_clear()
+    try:
+        assert triton_fused._environment_cached("cupy", False) == ("triton is not installed: pip install (test)",)
+    finally:
+        triton_fused._environment_cached.cache_clear()

@@ -8,14 +8,17 @@ implicit ``numpy.asarray``...) with the line that asked. The ``triton_fused``
 implementations run every op of the step, their kernels in Triton's
 interpreter on the simulated device's buffers.
 
-The goal is no transfer at all. Until core and optim get there, the transfers
-they make are listed in :data:`KNOWN` with the reason, and a transfer anywhere
-else (the engine, this package's Functions, a new one in core or optim) fails
-the test. ``test_the_step_has_no_sync`` states the goal: it is expected to fail
-(strictly) until :data:`KNOWN` is empty.
+The goal is no transfer at all. Without a loss scaler the step makes none
+(``test_the_step_without_a_loss_scaler_has_no_sync``): range checks of token
+ids and targets run on the device (``autograd.backend.check_range``) and
+``clip_grad_norm``'s norm stays there. With a ``LossScaler`` one transfer is
+left, listed in :data:`KNOWN` with the reason; a transfer anywhere else (the
+engine, this package's Functions, a new one in core or optim) fails the test.
+``test_the_step_has_no_sync`` states the goal for the scaled step: it is
+expected to fail (strictly) until :data:`KNOWN` is empty.
 
-The subprocess needs autograd-nn and autograd-optim (the ``together`` nox
-sessions have them; the package's own session skips) and triton.
+The subprocess needs autograd-nn and autograd-optim (the package's nox session
+installs them for its tests, as do the ``together`` sessions) and triton.
 """
 
 from __future__ import annotations
@@ -39,37 +42,32 @@ import simulated_cupy  # noqa: E402
 #: (file, function) -> why it reads a device value on the host. Every one is in core or optim.
 KNOWN = {
     ("autograd/optim/optimizer.py", "unscale_gradients"): (
-        "optim: the loss scaler's inf/NaN check, bool(all(isfinite(g))) once per parameter, to decide on the host "
-        "whether step() is skipped"
-    ),
-    ("autograd/optim/optimizer.py", "_norm"): (
-        "optim: clip_grad_norm sums float(norm of g) over the parameters on the host (one per parameter) and "
-        "returns a Python float"
-    ),
-    ("autograd/ops/embedding.py", "embedding"): (
-        "core: embedding() checks the index range on the host (IndexError on every backend)"
-    ),
-    ("autograd/ops/losses.py", "_check_class_targets"): (
-        "core: cross_entropy() checks the target range on the host before a plugin sees the targets"
+        "optim: the loss scaler's inf/NaN check reads one flag per step, for all gradients at once, to decide on "
+        "the host whether step() is skipped (PyTorch's GradScaler reads once per step too)"
     ),
 }
 
 _MISSING = [m for m in ("autograd.optim", "autograd.nn", "triton") if importlib.util.find_spec(m) is None]
 needs_step = pytest.mark.skipif(
     bool(_MISSING),
-    reason=f"the training step needs {', '.join(_MISSING)} (installed together in the `together` nox sessions)",
+    reason=f"the training step needs {', '.join(_MISSING)} (nox -s 'tests(numpy-kernels-cuda)' installs them)",
 )
+
+
+def _record(*flags: str) -> Dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k not in ("AUTOGRAD_BACKEND", "AUTOGRAD_KERNELS")}
+    env["TRITON_INTERPRET"] = "1"
+    cmd = [sys.executable, str(HERE / "sync_step.py"), "--simulate", "--kernels", "triton", *flags]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return json.loads(res.stdout)
 
 
 @pytest.fixture(scope="module")
 def step() -> Dict[str, Any]:
-    """The recorded step with triton_fused kernels (interpreted) on the simulated device."""
-    env = {k: v for k, v in os.environ.items() if k not in ("AUTOGRAD_BACKEND", "AUTOGRAD_KERNELS")}
-    env["TRITON_INTERPRET"] = "1"
-    cmd = [sys.executable, str(HERE / "sync_step.py"), "--simulate", "--kernels", "triton"]
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-4000:]
-    return json.loads(res.stdout)
+    """The recorded step (float16 autocast, LossScaler) with triton_fused kernels, interpreted, on the simulated
+    device."""
+    return _record()
 
 
 def _unknown(events: List[Dict[str, Any]]) -> List[str]:
@@ -100,9 +98,22 @@ def test_neither_the_engine_nor_the_plugin_syncs(step):
 
 
 @needs_step
+def test_the_step_without_a_loss_scaler_has_no_sync():
+    unscaled = _record("--no-loss-scaler")
+    assert unscaled["loss_scaler"] is False and unscaled["chosen"].get("adam") == ["triton_fused"], unscaled
+    where = [f"{e['what']} at {e['file']}:{e['line']} in {e['function']}" for e in unscaled["syncs"]]
+    assert not where, "host synchronisations in a training step without a loss scaler:\n" + "\n".join(where)
+
+
+@needs_step
+def test_the_scaled_step_reads_the_device_once(step):
+    assert [_key(e) for e in step["syncs"]] == list(KNOWN), step["syncs"]
+
+
+@needs_step
 @pytest.mark.xfail(
     strict=True,
-    reason="core and optim still read device values on the host: " + "; ".join(sorted(KNOWN.values())),
+    reason="the scaled step still reads the device: " + "; ".join(sorted(KNOWN.values())),
 )
 def test_the_step_has_no_sync(step):
     assert step["syncs"] == []

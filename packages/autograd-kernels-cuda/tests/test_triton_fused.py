@@ -9,7 +9,8 @@ by :func:`autograd.testing.check_kernel_implementation` in an isolated
 registry, in float32, float16 and bfloat16 (float64 must be declined).
 
 On the cupy backend these tests skip: there the kernels run compiled on the GPU
-(test_gpu.py), and interpreting them in this process would break that.
+(test_gpu.py), and interpreting them in this process would break that. On MLX
+they skip too: the interpreter's arrays are NumPy's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ if backend.BACKEND == "cupy":
     pytest.skip(
         "on the cupy backend the triton_fused kernels run compiled on the GPU (test_gpu.py); the interpreter tests "
         "run on the numpy backend",
+        allow_module_level=True,
+    )
+if backend.BACKEND != "numpy":
+    pytest.skip(
+        f"the interpreter runs the kernels on NumPy arrays, so these tests run on the numpy backend (this process "
+        f"has {backend.BACKEND})",
         allow_module_level=True,
     )
 # Before triton is first imported: triton.jit reads the flag when it decorates a function (see the findings in

@@ -182,9 +182,10 @@ class CudnnAttention(AttentionKernel):
         return reasons or _device()[0]
 
     def check(self, inputs: KernelInputs) -> List[str]:
-        reasons = self.check_environment()
-        cc = _device()[1] if not reasons else None
-        return reasons + self.input_reasons(inputs, cc)
+        reasons, cc = super().check_environment(), None
+        if not reasons:
+            reasons, cc = _device()
+        return reasons + self.input_reasons(inputs, None if reasons else cc)
 
     def input_reasons(self, inputs: KernelInputs, compute_capability: Optional[int]) -> List[str]:
         """Why cuDNN cannot take these inputs on a GPU of ``compute_capability`` (None: judged without a GPU)."""

@@ -82,18 +82,23 @@ MAX_HEAD_DIM = 256
 # --- what every implementation shares ------------------------------------------------------------------------
 
 
-@functools.cache
 def _environment(backend_name: str) -> Tuple[str, ...]:
-    """Why Triton's kernels cannot run on this backend here (cached: check() runs on every dispatch)."""
+    """Why Triton's kernels cannot run on this backend here."""
+    return _environment_cached(backend_name, interpreting())
+
+
+@functools.cache
+def _environment_cached(backend_name: str, interpret: bool) -> Tuple[str, ...]:
+    # Cached: check() runs on every dispatch, and the answer changes only with the interpreter flag.
     missing = triton_missing()
     if missing:
         return (missing,)
     if backend_name == "numpy":
-        if not interpreting():
+        if not interpret:
             return ("NumPy arrays reach Triton kernels only in its interpreter (TRITON_INTERPRET=1 before triton is "
                     "first imported)",)  # fmt: skip
         return ()
-    if interpreting():
+    if interpret:
         return ("TRITON_INTERPRET is set: Triton would interpret the kernels on the host, which cannot read CuPy's "
                 "device memory",)  # fmt: skip
     try:
