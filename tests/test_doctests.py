@@ -32,7 +32,9 @@ def _modules() -> list[str]:
         if getattr(root, "__file__", None):  # a regular package (autograd is a namespace)
             names.append(package)
         for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
-            if not any(part.startswith("_") for part in info.name.split(".")):
+            # Private modules too (``autograd.data._worker`` defines the public get_worker_info); not a
+            # package's ``__main__``, which runs a command line when imported.
+            if not info.name.endswith(".__main__"):
                 names.append(info.name)
     return sorted(set(names))
 

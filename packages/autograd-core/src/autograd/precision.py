@@ -55,7 +55,15 @@ _state = _State()
 
 
 def autocast_dtype() -> Any:
-    """The low-precision dtype of the policy active on this thread, or None."""
+    """The low-precision dtype of the policy active on this thread, or None.
+
+    Examples:
+        >>> autocast_dtype() is None
+        True
+        >>> with autocast("float16"):
+        ...     backend.dtype_name(autocast_dtype())
+        'float16'
+    """
     return _state.dtype
 
 

@@ -162,7 +162,18 @@ def explain_attention(
 ) -> Explanation:
     """Which implementation :func:`scaled_dot_product_attention` would run for these inputs, and why.
 
-    ``print`` the returned :class:`~autograd.kernels.Explanation` for a readable report.
+    ``print`` the returned :class:`~autograd.kernels.Explanation` for a readable report. Which implementation
+    wins depends on the plugins installed and the backend; ``implementation=`` asks about one by name.
+
+    Examples:
+        >>> q = Tensor(xp.zeros((1, 2, 8, 16), dtype=xp.float32))
+        >>> report = explain_attention(q, q, q, is_causal=True)
+        >>> report.inputs.op, report.chosen in [c.name for c in report.candidates]
+        ('attention', True)
+        >>> print(explain_attention(q, q, q, implementation="reference"))  # doctest: +ELLIPSIS
+        attention for backend=numpy, dtype=float32, query=(1, 2, 8, 16), ..., is_causal=False, ...
+        selection: argument; chosen: reference
+          * reference (priority -1000): chosen
     """
     query, key, value = to_low(query, key, value)
     mask = _arguments(query, key, value, mask, dropout_prob)

@@ -66,6 +66,19 @@ def get_worker_info() -> Optional[WorkerInfo]:
 
     An :class:`~autograd.data.IterableDataset` uses it to split its stream
     between workers (``info.id`` of ``info.num_workers``).
+
+    Examples:
+        >>> from autograd.data import DataLoader, get_worker_info
+        >>> print(get_worker_info())  # the main process
+        None
+        >>> class WhoLoads:
+        ...     def __len__(self):
+        ...         return 4
+        ...     def __getitem__(self, i):
+        ...         return get_worker_info().id
+        >>> loader = DataLoader(WhoLoads(), batch_size=2, num_workers=2, multiprocessing_context="fork")
+        >>> [batch.tolist() for batch in loader]  # batch b comes from worker b % num_workers
+        [[0, 0], [1, 1]]
     """
     return _INFO
 

@@ -106,6 +106,17 @@ def default_collate(batch: Sequence[Any]) -> Any:
             lengths); the message names the position in the structure and a
             sample of each kind.
         TypeError: a value that cannot be batched (None, objects).
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import default_collate
+        >>> x, y = default_collate([(np.zeros(3, dtype=np.float32), 1), (np.ones(3, dtype=np.float32), 0)])
+        >>> x.shape, y
+        ((2, 3), array([1, 0]))
+        >>> batch = default_collate([{"image": np.zeros((3, 4, 4)), "name": "cat.png"},
+        ...                          {"image": np.ones((3, 4, 4)), "name": "dog.png"}])
+        >>> batch["image"].shape, batch["name"]
+        ((2, 3, 4, 4), ['cat.png', 'dog.png'])
     """
     if len(batch) == 0:
         raise ValueError("default_collate: the batch is empty")
@@ -113,7 +124,16 @@ def default_collate(batch: Sequence[Any]) -> Any:
 
 
 def default_convert(sample: Any) -> Any:
-    """The collation of ``batch_size=None`` (no batching): the sample as it is, as PyTorch's ``default_convert``."""
+    """The collation of ``batch_size=None`` (no batching): the sample as it is, as PyTorch's ``default_convert``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import DataLoader, default_convert
+        >>> default_convert((np.ones(2), 3))  # unchanged
+        (array([1., 1.]), 3)
+        >>> list(DataLoader([10, 20, 30], batch_size=None))  # one sample at a time, not stacked
+        [10, 20, 30]
+    """
     return sample
 
 
@@ -140,6 +160,19 @@ def pad_sequences(
     Returns:
         ``(padded, lengths)``: ``padded`` of shape ``(B, T, ...)`` with
         ``T = max(T_i)`` (rounded up), ``lengths`` int64 of shape ``(B,)``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import pad_sequences
+        >>> padded, lengths = pad_sequences([[1, 2, 3], [4], [5, 6]], pad_value=0)
+        >>> padded
+        array([[1, 2, 3],
+               [4, 0, 0],
+               [5, 6, 0]])
+        >>> lengths
+        array([3, 1, 2])
+        >>> pad_sequences([np.ones((3, 16)), np.ones((5, 16))], multiple_of=8)[0].shape  # (B, T, features)
+        (2, 8, 16)
     """
     if len(sequences) == 0:
         raise ValueError("pad_sequences: no sequences")
@@ -177,6 +210,18 @@ def padding_mask(lengths: Any, length: Optional[int] = None) -> np.ndarray:
     Args:
         lengths: ``(B,)`` numbers of real positions.
         length: ``T`` (default ``max(lengths)``).
+
+    Examples:
+        >>> from autograd.data import padding_mask
+        >>> mask = padding_mask([3, 1])
+        >>> mask.shape, mask.dtype
+        ((2, 1, 1, 3), dtype('bool'))
+        >>> mask[:, 0, 0]  # True at the padding
+        array([[False, False, False],
+               [False,  True,  True]])
+        >>> padding_mask([3, 1], length=4)[:, 0, 0]
+        array([[False, False, False,  True],
+               [False,  True,  True,  True]])
     """
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     t = int(lengths.max()) if length is None else int(length)
@@ -209,6 +254,21 @@ class PadCollate:
         fields: Keys or positions of the fields to pad (default: detected).
         multiple_of: Round the padded length up to a multiple of this.
         max_length: Truncate longer sequences.
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import DataLoader, PadCollate
+        >>> tokens, mask = PadCollate()([np.array([5, 6, 7]), np.array([8])])  # array samples
+        >>> tokens, mask.shape
+        (array([[5, 6, 7],
+               [8, 0, 0]]), (2, 1, 1, 3))
+        >>> samples = [{"input_ids": np.array([5, 6, 7]), "labels": np.array([6, 7, 2])},
+        ...            {"input_ids": np.array([8]), "labels": np.array([2])}]
+        >>> collate = PadCollate(pad_value={"input_ids": 0, "labels": -100})  # -100: ignored by the loss
+        >>> batch = next(iter(DataLoader(samples, batch_size=2, collate_fn=collate)))
+        >>> batch["labels"], batch["lengths"], batch["attention_mask"].shape
+        (array([[   6,    7,    2],
+               [   2, -100, -100]]), array([3, 1]), (2, 1, 1, 3))
     """
 
     def __init__(

@@ -36,7 +36,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 class Dataset:
-    """Base class of map-style data sets (optional: any object with ``__len__`` and ``__getitem__`` will do)."""
+    """Base class of map-style data sets (optional: any object with ``__len__`` and ``__getitem__`` will do).
+
+    Examples:
+        >>> from autograd.data import DataLoader, Dataset
+        >>> class Squares(Dataset):
+        ...     def __len__(self):
+        ...         return 5
+        ...     def __getitem__(self, i):
+        ...         return i * i
+        >>> next(iter(DataLoader(Squares(), batch_size=5)))  # the ints collated into one int64 array, shape (5,)
+        array([ 0,  1,  4,  9, 16])
+    """
 
     def __getitem__(self, index: int) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
@@ -52,6 +63,16 @@ class IterableDataset:
     so a data set that does not split its stream by
     ``get_worker_info().id`` yields every sample once per worker (as in
     PyTorch).
+
+    Examples:
+        >>> from autograd.data import DataLoader, IterableDataset, get_worker_info
+        >>> class Count(IterableDataset):
+        ...     def __iter__(self):  # each worker takes every num_workers-th number; all of them without workers
+        ...         info = get_worker_info()
+        ...         start, step = (0, 1) if info is None else (info.id, info.num_workers)
+        ...         return iter(range(start, 7, step))
+        >>> [batch.tolist() for batch in DataLoader(Count(), batch_size=3)]
+        [[0, 1, 2], [3, 4, 5], [6]]
     """
 
     def __iter__(self) -> Iterator[Any]:
@@ -87,6 +108,18 @@ class ArrayDataset(Dataset):
         ValueError: no array, a 0-d array, or first dimensions that differ
             (the message lists every shape).
         TypeError: a GPU/MLX array or a Tensor (convert it to NumPy first).
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import ArrayDataset
+        >>> ds = ArrayDataset(np.zeros((100, 3, 8, 8), dtype=np.float32), np.arange(100))  # images, labels
+        >>> len(ds)
+        100
+        >>> image, label = ds[7]
+        >>> image.shape, int(label)
+        ((3, 8, 8), 7)
+        >>> [a.shape for a in ds.get_batch([0, 5, 9])]  # what DataLoader(ds, batch_size=3) yields: [X, Y]
+        [(3, 3, 8, 8), (3,)]
     """
 
     def __init__(self, *arrays: Any) -> None:
@@ -122,7 +155,18 @@ class ArrayDataset(Dataset):
 
 
 def token_file_dtype(vocab_size: int) -> np.dtype:
-    """``uint16`` when every id of a ``vocab_size`` vocabulary fits (at most 65536 ids), else ``uint32``."""
+    """``uint16`` when every id of a ``vocab_size`` vocabulary fits (at most 65536 ids), else ``uint32``.
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import token_file_dtype
+        >>> token_file_dtype(50257)  # GPT-2's vocabulary: 2 bytes a token
+        dtype('uint16')
+        >>> token_file_dtype(100_000)
+        dtype('uint32')
+        >>> np.asarray([15496, 995], dtype=token_file_dtype(50257)).nbytes
+        4
+    """
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
     if vocab_size <= 2**16:
@@ -204,6 +248,23 @@ class TokenDataset(Dataset):
     Raises:
         ValueError: a file too short for one window (it says how many tokens
             it has and needs), a non-integer or non-1-D token array, bad sizes.
+
+    Examples:
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> from autograd.data import DataLoader, TokenDataset
+        >>> folder = tempfile.TemporaryDirectory()
+        >>> path = os.path.join(folder.name, "train.npy")
+        >>> np.save(path, np.arange(1000, dtype=np.uint16))  # 1000 token ids, as autograd.data.tokenize writes them
+        >>> ds = TokenDataset(path, block_size=4)
+        >>> len(ds), ds[1]  # 249 windows; window 1 starts at token 4, its targets are shifted by one
+        (249, (array([4, 5, 6, 7]), array([5, 6, 7, 8])))
+        >>> x, y = next(iter(DataLoader(ds, batch_size=8, shuffle=True, seed=0)))
+        >>> x.shape, y.shape, x.dtype
+        ((8, 4), (8, 4), dtype('int64'))
+        >>> len(TokenDataset(np.arange(1000), block_size=64, random=True, seed=0))  # random windows, from an array
+        15
+        >>> del ds; folder.cleanup()
     """
 
     def __init__(

@@ -260,6 +260,18 @@ class DataLoader:
         ValueError: arguments that contradict each other or are out of range
             (the message says which).
         TypeError: a data set that is neither map-style nor iterable.
+
+    Examples:
+        >>> import numpy as np
+        >>> from autograd.data import ArrayDataset, DataLoader
+        >>> ds = ArrayDataset(np.random.randn(10, 3).astype(np.float32), np.arange(10))  # 10 samples (x, y)
+        >>> loader = DataLoader(ds, batch_size=4, shuffle=True, seed=0)
+        >>> [(x.shape, y.shape) for x, y in loader]  # one epoch: batches [X (B, 3), Y (B,)]
+        [((4, 3), (4,)), ((4, 3), (4,)), ((2, 3), (2,))]
+        >>> [y.tolist() for x, y in loader]  # the next epoch, in a new order
+        [[9, 1, 3, 8], [7, 6, 0, 4], [2, 5]]
+        >>> len(loader), len(DataLoader(ds, batch_size=4, drop_last=True))  # drop_last drops the batch of 2
+        (3, 2)
     """
 
     def __init__(
@@ -444,6 +456,20 @@ class DataLoader:
         ``seed``, ``sampler`` (the order's state at the epoch's start, or now
         when the epoch is finished or has not begun), and ``num_batches`` /
         ``dataset_size`` to check the new loader against.
+
+        Examples:
+            >>> import numpy as np
+            >>> from autograd.data import ArrayDataset, DataLoader
+            >>> ds = ArrayDataset(np.arange(10))
+            >>> loader = DataLoader(ds, batch_size=4, shuffle=True, seed=0)
+            >>> batches = iter(loader)
+            >>> next(batches)  # the first batch of epoch 0 (a list [Y] of one array), then a checkpoint
+            [array([4, 6, 2, 7])]
+            >>> state = loader.state_dict()  # JSON-serialisable
+            >>> resumed = DataLoader(ds, batch_size=4, shuffle=True, seed=0)  # e.g. in a new process
+            >>> resumed.load_state_dict(state)
+            >>> [y.tolist() for (y,) in resumed]  # the rest of epoch 0
+            [[3, 5, 9, 0], [8, 1]]
         """
         if self._resume is not None:
             epoch, batches, sampler = self._resume

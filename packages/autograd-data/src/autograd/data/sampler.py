@@ -88,6 +88,13 @@ class SequentialSampler(Sampler):
 
     Args:
         data_source: The data set (anything with ``len``) or its size.
+
+    Examples:
+        >>> from autograd.data import SequentialSampler
+        >>> list(SequentialSampler(["a", "b", "c", "d", "e"]))
+        [0, 1, 2, 3, 4]
+        >>> SequentialSampler(5).indices()  # all at once, shape (n,)
+        array([0, 1, 2, 3, 4])
     """
 
     def __init__(self, data_source: Any) -> None:
@@ -122,6 +129,19 @@ class RandomSampler(Sampler):
             the permutation).
         seed: Seed of the permutations; ``None`` draws one from NumPy's global
             generator at construction (kept in :meth:`state_dict`).
+
+    Examples:
+        >>> from autograd.data import RandomSampler
+        >>> sampler = RandomSampler(6, seed=0)
+        >>> list(sampler)  # epoch 0
+        [3, 2, 5, 4, 0, 1]
+        >>> list(sampler)  # the next iteration is epoch 1: a new order
+        [1, 4, 3, 0, 2, 5]
+        >>> sampler.set_epoch(0)
+        >>> list(sampler)  # epoch 0 again, the same order
+        [3, 2, 5, 4, 0, 1]
+        >>> list(RandomSampler(3, replacement=True, num_samples=5, seed=0))
+        [2, 1, 1, 0, 0]
     """
 
     def __init__(
@@ -194,6 +214,15 @@ class BatchSampler(Sampler):
 
     ``set_epoch``, ``state_dict`` and ``load_state_dict`` go to ``sampler``
     where it has them.
+
+    Examples:
+        >>> from autograd.data import BatchSampler, SequentialSampler
+        >>> list(BatchSampler(SequentialSampler(10), batch_size=4, drop_last=False))
+        [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+        >>> list(BatchSampler(range(10), batch_size=4, drop_last=True))
+        [[0, 1, 2, 3], [4, 5, 6, 7]]
+        >>> len(BatchSampler(range(10), batch_size=4)), len(BatchSampler(range(10), batch_size=4, drop_last=True))
+        (3, 2)
     """
 
     def __init__(self, sampler: Any, batch_size: int, drop_last: bool = False) -> None:
@@ -269,6 +298,15 @@ def launch_rank_and_size(env: Optional[Mapping[str, str]] = None) -> Tuple[int, 
     Raises:
         ValueError: a variable is not an integer, the MLX host file cannot be
             read, or the rank is not in ``0 .. world_size - 1``.
+
+    Examples:
+        >>> from autograd.data import launch_rank_and_size
+        >>> launch_rank_and_size({})  # no launcher: a single process
+        (0, 1)
+        >>> launch_rank_and_size({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3"})  # torchrun
+        (3, 8)
+        >>> launch_rank_and_size({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"})  # OpenMPI's mpirun
+        (1, 2)
     """
     env = os.environ if env is None else env
     if "OMPI_COMM_WORLD_SIZE" in env:
@@ -325,14 +363,26 @@ class DistributedSampler(Sampler):
         seed: Seed of the permutation; must be the same on every rank.
         drop_last: Drop the tail instead of padding it (see above).
 
-    Example::
+    Examples:
+        In order, 10 samples over 4 ranks: padded with samples 0 and 1, or without 8 and 9 with ``drop_last``.
 
-        sampler = DistributedSampler(len(x_train), seed=0)
-        for epoch in range(epochs):
-            sampler.set_epoch(epoch)
-            idx = sampler.indices()                       # (len(sampler),) int64
-            for i in range(0, len(idx), batch_size):
-                xb, yb = x_train[idx[i : i + batch_size]], y_train[idx[i : i + batch_size]]
+        >>> import numpy as np
+        >>> from autograd.data import ArrayDataset, DataLoader, DistributedSampler
+        >>> [DistributedSampler(10, num_replicas=4, rank=r, shuffle=False).indices().tolist() for r in range(4)]
+        [[0, 4, 8], [1, 5, 9], [2, 6, 0], [3, 7, 1]]
+        >>> [DistributedSampler(10, 4, r, shuffle=False, drop_last=True).indices().tolist() for r in range(4)]
+        [[0, 4], [1, 5], [2, 6], [3, 7]]
+
+        Shuffled: rank 1 of 2 (``num_replicas`` and ``rank`` default to the launcher's), epoch by epoch.
+
+        >>> sampler = DistributedSampler(10, num_replicas=2, rank=1, seed=0)
+        >>> sampler.set_epoch(1)  # at the start of every epoch, on every rank
+        >>> sampler.indices()  # shape (len(sampler),), int64
+        array([1, 8, 6, 4, 5])
+        >>> loader = DataLoader(ArrayDataset(np.arange(10)), batch_size=2, sampler=sampler)
+        >>> loader.set_epoch(1)  # passed on to the sampler
+        >>> [y.tolist() for (y,) in loader]
+        [[1, 8], [6, 4], [5]]
     """
 
     def __init__(

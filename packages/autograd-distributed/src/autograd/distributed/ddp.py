@@ -86,6 +86,27 @@ class DistributedDataParallel(Module):
             opt.zero_grad()
             F.cross_entropy(model(x), y).backward()  # gradients averaged over the ranks here
             opt.step()
+
+    Examples:
+        One training step, written as with PyTorch's DDP. Under ``mpiexec -n 2`` each rank feeds its own batch and
+        ``backward()`` leaves the two ranks' mean gradient in every ``p.grad``; with one process the wrapper only
+        forwards:
+
+        >>> from autograd import distributed as dist, nn
+        >>> from autograd import functional as F
+        >>> from autograd.optim import SGD
+        >>> from autograd.tensor import Tensor
+        >>> model = dist.DistributedDataParallel(nn.Linear(3, 1))
+        >>> opt = SGD(model.parameters, lr=0.1)
+        >>> x, y = Tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]]), Tensor([[1.0], [0.0]])
+        >>> opt.zero_grad()
+        >>> loss = F.mean_squared_loss(model(x), y)
+        >>> loss.backward()  # the gradients are averaged over the ranks when it returns
+        >>> opt.step()
+        >>> F.mean_squared_loss(model(x), y).item() < loss.item()
+        True
+        >>> list(model.parameters)  # the wrapped module's names, no "module." prefix
+        ['weight', 'bias']
     """
 
     def __init__(

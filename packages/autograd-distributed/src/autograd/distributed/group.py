@@ -80,6 +80,16 @@ def init(timeout: Optional[float] = None) -> str:
     Raises:
         DistributedError: a package is missing (the message names the extra
             to install), or the launch does not fit the backend.
+
+    Examples:
+        A plain ``python`` process (no launcher variables) is a world of one; under ``mpiexec -n 2 python train.py``
+        on the NumPy backend every rank gets ``'mpi'``:
+
+        >>> from autograd import distributed as dist
+        >>> dist.init()
+        'single'
+        >>> dist.init()  # again: the same group, nothing restarts
+        'single'
     """
     global _group
     with _lock:
@@ -101,37 +111,104 @@ def _get() -> Transport:
 
 
 def is_initialized() -> bool:
-    """Whether the group has been started (by ``init`` or any other call of this module)."""
+    """Whether the group has been started (by ``init`` or any other call of this module).
+
+    Examples:
+        It is False in a fresh process until :func:`init` (or the first collective, ``rank()`` ...) starts the group:
+
+        >>> from autograd import distributed as dist
+        >>> dist.init()
+        'single'
+        >>> dist.is_initialized()
+        True
+    """
     return _group is not None
 
 
 def transport() -> str:
-    """``"single"``, ``"mpi"``, ``"nccl"``, ``"mlx-mpi"`` or ``"mlx-ring"``."""
+    """``"single"``, ``"mpi"``, ``"nccl"``, ``"mlx-mpi"`` or ``"mlx-ring"``.
+
+    Examples:
+        >>> from autograd import distributed as dist
+        >>> dist.transport()  # a plain process; 'mpi' under mpiexec on NumPy, 'nccl' on CuPy
+        'single'
+    """
     return _get().name
 
 
 def rank() -> int:
-    """This process's rank, 0 .. world_size() - 1."""
+    """This process's rank, 0 .. world_size() - 1.
+
+    Examples:
+        Under ``mpiexec -n 2`` one process prints ``(0, 2)`` and the other ``(1, 2)``; a plain process is rank 0 of 1.
+        Rank 0 is the one that logs and writes files:
+
+        >>> from autograd import distributed as dist
+        >>> dist.rank(), dist.world_size()
+        (0, 1)
+        >>> if dist.rank() == 0:
+        ...     print(f"training on {dist.world_size()} process(es)")
+        training on 1 process(es)
+    """
     return _get().rank
 
 
 def world_size() -> int:
-    """The number of processes in the job (1 without a launcher)."""
+    """The number of processes in the job (1 without a launcher).
+
+    Examples:
+        Scale the global batch (and often the learning rate) with it: under ``mpiexec -n 2`` this prints ``64``.
+
+        >>> from autograd import distributed as dist
+        >>> per_rank_batch = 32
+        >>> per_rank_batch * dist.world_size()  # the global batch of one optimizer step
+        32
+    """
     return _get().size
 
 
 def local_rank() -> int:
-    """This process's index among the processes of its node (it picks the GPU under NCCL)."""
+    """This process's index among the processes of its node (it picks the GPU under NCCL).
+
+    Examples:
+        Under ``mpiexec -n 2`` on one node the two ranks read ``0`` and ``1``; on two nodes of one process each,
+        both read ``0``. Use it for once-per-node work such as unpacking a data set onto local disk:
+
+        >>> from autograd import distributed as dist
+        >>> dist.local_rank()
+        0
+    """
     return _get().local_rank
 
 
 def set_timeout(seconds: float) -> None:
-    """Change the collective timeout (seconds, > 0)."""
+    """Change the collective timeout (seconds, > 0).
+
+    Examples:
+        >>> from autograd import distributed as dist
+        >>> dist.set_timeout(30.0)  # a collective that waits longer than 30 s raises CollectiveTimeoutError
+        >>> dist.set_timeout(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: the collective timeout must be > 0 seconds, got 0.0
+        >>> dist.set_timeout(dist.DEFAULT_TIMEOUT)  # back to the default, 300 s
+    """
     _get().timeout = _check_timeout(seconds)
 
 
 def barrier() -> None:
-    """Wait until every rank has called ``barrier``."""
+    """Wait until every rank has called ``barrier``.
+
+    Examples:
+        Rank 0 prepares something the others need; under ``mpiexec -n 2`` rank 1 waits in ``barrier()`` until
+        rank 0 reaches it too. With one process it returns at once:
+
+        >>> from autograd import distributed as dist
+        >>> if dist.rank() == 0:
+        ...     print("rank 0 prepares the data set")
+        rank 0 prepares the data set
+        >>> dist.barrier()
+    """
     _get().barrier()
 
 
@@ -171,6 +248,20 @@ def all_reduce(x: Any, op: str = "sum") -> Any:
         ValueError: an unknown ``op``.
         TypeError: ``"mean"`` of an integer or bool array, or a non-array input.
         DistributedError: the ranks passed different shapes or dtypes.
+
+    Examples:
+        Add up a metric over the ranks' shards, average a loss for logging. Under ``mpiexec -n 2``, with rank 0
+        counting 42 correct predictions and rank 1 counting 40, both ranks get ``array([82])``; with one process
+        the input comes back:
+
+        >>> from autograd import distributed as dist
+        >>> from autograd.tensor import Tensor
+        >>> correct = xp.asarray([42])
+        >>> dist.all_reduce(correct, "sum")
+        array([42])
+        >>> loss = Tensor([0.5, 0.25])
+        >>> dist.all_reduce(loss, "mean").numpy()  # the elementwise mean over the ranks
+        array([0.5 , 0.25], dtype=float32)
     """
     if op not in ("sum", "mean", "max"):
         raise ValueError(f"all_reduce: op must be 'sum', 'mean' or 'max', got {op!r}")
@@ -192,6 +283,14 @@ def broadcast(x: Any, root: int = 0) -> Any:
     """Rank ``root``'s ``x`` on every rank (every rank passes an array of that shape and dtype).
 
     Returns a new Tensor/array; for world size 1 the input itself.
+
+    Examples:
+        Every rank uses rank 0's random seed; under ``mpiexec -n 2`` rank 1 passes ``[0]`` and gets ``[1234]`` back:
+
+        >>> from autograd import distributed as dist
+        >>> seed = xp.asarray([1234 if dist.rank() == 0 else 0])
+        >>> dist.broadcast(seed, root=0)
+        array([1234])
     """
     arr, was_tensor = _as_array(x, "broadcast")
     g = _get()
@@ -207,6 +306,18 @@ def all_gather(x: Any) -> Any:
     """Every rank's ``x`` stacked in rank order: shape ``(world_size, *x.shape)``.
 
     ``x`` must have the same shape and dtype on every rank.
+
+    Examples:
+        Collect each rank's predictions; under ``mpiexec -n 2`` the result has shape ``(2, 2)``, rank 0's row
+        first, on every rank:
+
+        >>> from autograd import distributed as dist
+        >>> from autograd.tensor import Tensor
+        >>> everyone = dist.all_gather(Tensor([0.1, 0.9]))
+        >>> everyone.shape
+        (1, 2)
+        >>> everyone.numpy()
+        array([[0.1, 0.9]], dtype=float32)
     """
     arr, was_tensor = _as_array(x, "all_gather")
     g = _get()
@@ -216,7 +327,15 @@ def all_gather(x: Any) -> Any:
 
 
 def all_gather_object(obj: Any) -> List[Any]:
-    """Every rank's picklable ``obj``, as a list in rank order (small objects: it pickles them)."""
+    """Every rank's picklable ``obj``, as a list in rank order (small objects: it pickles them).
+
+    Examples:
+        Under ``mpiexec -n 2`` every rank gets ``[{'rank': 0, 'samples': 128}, {'rank': 1, 'samples': 128}]``:
+
+        >>> from autograd import distributed as dist
+        >>> dist.all_gather_object({"rank": dist.rank(), "samples": 128})
+        [{'rank': 0, 'samples': 128}]
+    """
     return _get().all_gather_object(obj)
 
 

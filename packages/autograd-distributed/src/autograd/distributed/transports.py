@@ -77,6 +77,16 @@ class Launch:
     (``mpiexec``/``mpirun`` of OpenMPI, MPICH or Intel MPI), ``"mlx"``
     (``mlx.launch`` or ``MLX_RANK`` + ``MLX_HOSTFILE``) or ``"env"`` (the
     ``RANK``/``WORLD_SIZE`` variables of torchrun-style launchers).
+
+    Examples:
+        What :func:`detect_launch` returns for rank 1 of ``mpiexec -n 2`` (MPICH's variables):
+
+        >>> from autograd import distributed as dist
+        >>> launch = dist.detect_launch({"PMI_RANK": "1", "PMI_SIZE": "2"})
+        >>> launch
+        Launch(launcher='mpi', rank=1, size=2, local_rank=0, vars={'PMI_RANK': '1', 'PMI_SIZE': '2'})
+        >>> launch.rank, launch.size
+        (1, 2)
     """
 
     launcher: str
@@ -99,7 +109,21 @@ def _int_var(env: Dict[str, str], name: str, default: Optional[int] = None) -> i
 
 
 def detect_launch(env: Optional[Dict[str, str]] = None) -> Launch:
-    """Read the launcher's variables (MPI first, then MLX's, then torchrun's); a plain process is world size 1."""
+    """Read the launcher's variables (MPI first, then MLX's, then torchrun's); a plain process is world size 1.
+
+    Args:
+        env: The variables to read (default ``os.environ``).
+
+    Examples:
+        >>> from autograd import distributed as dist
+        >>> dist.detect_launch()  # a plain ``python`` process: no launcher variables
+        Launch(launcher='none', rank=0, size=1, local_rank=0, vars={})
+        >>> dist.detect_launch({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"})  # OpenMPI's mpiexec -n 2
+        Launch(launcher='mpi', rank=1, size=2, local_rank=0,
+               vars={'OMPI_COMM_WORLD_RANK': '1', 'OMPI_COMM_WORLD_SIZE': '2'})
+        >>> dist.detect_launch({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})  # torchrun
+        Launch(launcher='env', rank=3, size=4, local_rank=1, vars={'RANK': '3', 'WORLD_SIZE': '4'})
+    """
     env = dict(os.environ if env is None else env)
     if "OMPI_COMM_WORLD_SIZE" in env:  # OpenMPI
         launch = Launch(
