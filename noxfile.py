@@ -32,9 +32,7 @@ nox.options.sessions = [
     "distributed",
     "wheels",
     "install",
-    "docs",
-    "doctests",
-    "site",
+    "site",  # builds the docs (as `docs` does) and runs the doctests (as `doctests` does) before the browser
     "snippets",
     "lint",
 ]
@@ -92,7 +90,7 @@ PACKAGE_EXTRA = {"data": "[text]", "kernels-cuda": "[triton,cudnn]"}
 # the plugin (nn's layers, optim's Adam; kernels-cuda counts the step's host syncs). Installed for the tests only;
 # the packages themselves never import them.
 TEST_PACKAGES = {"kernels-cpu": ["nn", "optim"], "kernels-cuda": ["nn", "optim"]}
-PACKAGE_ENV = {"kernels-cuda": {"AUTOGRAD_TRITON_AOT": "1"}}
+PACKAGE_ENV = {"kernels-cuda": {"AUTOGRAD_COMPILE_KERNELS": "1"}}
 
 
 def _pyenv_versions() -> None:
@@ -310,9 +308,14 @@ def parity(session: nox.Session) -> None:
         if os.environ.get("AUTOGRAD_REQUIRE_PARITY") == "1":
             session.error(failure)
         _loud_skip(session, "PyTorch parity tests", failure)
+    # The packages by uv (only PyTorch needs pip's configuration): it builds the eight wheels in seconds, pip in
+    # a minute. Rebuilt each time, as _install does.
     dists = [f"./packages/{d}" for d in PACKAGES.values()]
-    session.run("python", "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", *dists)
-    session.run("python", "-m", "pip", "install", "-q", *dists, "pytest", "hypothesis")
+    reinstall = [arg for d in PACKAGES.values() for arg in ("--reinstall-package", d)]
+    python = str(Path(session.bin) / "python")
+    session.run(
+        UV, "pip", "install", "-q", "--python", python, *dists, "pytest", "hypothesis", *reinstall, external=True
+    )
     session.run("python", "-c", "import torch; print('torch', torch.__version__)")
     env = {"AUTOGRAD_BACKEND": "numpy", "AUTOGRAD_REQUIRE_TORCH": "1"}
     session.run(
@@ -498,35 +501,36 @@ def _chromium(session: nox.Session) -> tuple[str | None, str]:
 
 @nox.session(python=PYTHON, tags=["docs"])
 def site(session: nox.Session) -> None:
-    """The documentation site in headless Chromium (tests/test_site.py): built, served on 127.0.0.1, every page
-    opened at 1400x1000 and 400x900 with the network cut off; screenshots of the main pages in
-    docs/_build/screenshots.
+    """The documentation as CI checks it, in one environment: the site built as ``nox -s docs`` builds it (warnings
+    are errors) into docs/_build/html, the docstrings' examples run (tests/test_doctests.py), then the site in
+    headless Chromium (tests/test_site.py): served on 127.0.0.1, every page opened at 1400x1000 and 400x900 with
+    the network cut off; screenshots of the main pages in docs/_build/screenshots.
 
     Chromium is Debian's (``apt-get install chromium``), AUTOGRAD_CHROMIUM, or Playwright's own download. Where
-    there is none the session skips loudly; AUTOGRAD_REQUIRE_BROWSER=1 (.ci/run, CI) makes that an error.
+    there is none the browser tests skip loudly (after the build and the doctests); AUTOGRAD_REQUIRE_BROWSER=1
+    (.ci/run, CI) makes that an error.
     """
     _install(session, "numpy", list(PACKAGES), "-r", "docs/requirements.txt", "pytest", PLAYWRIGHT)
+    out = ROOT / "docs" / "_build" / "html"
+    shutil.rmtree(out, ignore_errors=True)  # from scratch: an incremental build can hide a broken page
+    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
+    session.run("pytest", "tests/test_doctests.py", "-p", "no:cacheprovider", env={"AUTOGRAD_BACKEND": "numpy"})
     chromium, reason = _chromium(session)
     if chromium is None:
         if os.environ.get("AUTOGRAD_REQUIRE_BROWSER") == "1":
             session.error(reason)
         _loud_skip(session, "Browser tests of the documentation site", reason)
     session.log(f"Chromium: {chromium or 'Playwright’s own'}")
-    out = Path(tempfile.mkdtemp(prefix="autograd-site-"))
     shots = ROOT / "docs" / "_build" / "screenshots"
     shutil.rmtree(shots, ignore_errors=True)
-    try:
-        session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
-        env = {
-            "AUTOGRAD_SITE_DIR": str(out),
-            "AUTOGRAD_SITE_SCREENSHOTS": str(shots),
-            "AUTOGRAD_CHROMIUM": chromium,
-            "AUTOGRAD_BACKEND": "numpy",
-        }
-        session.run("pytest", "tests/test_site.py", "-p", "no:cacheprovider", "-v", *session.posargs, env=env)
-        session.log(f"screenshots of the main pages in {shots}")
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    env = {
+        "AUTOGRAD_SITE_DIR": str(out),
+        "AUTOGRAD_SITE_SCREENSHOTS": str(shots),
+        "AUTOGRAD_CHROMIUM": chromium,
+        "AUTOGRAD_BACKEND": "numpy",
+    }
+    session.run("pytest", "tests/test_site.py", "-p", "no:cacheprovider", "-v", *session.posargs, env=env)
+    session.log(f"site in {out}, screenshots of the main pages in {shots}")
 
 
 @nox.session(python=PYTHON, tags=["docs", "numpy", "mlx"])

@@ -26,10 +26,10 @@ pytestmark = [
         reason="triton is not installed (pip install 'autograd-kernels-cuda[triton]')",
     ),
     # Compiling every variant for two architectures takes minutes on two cores: the package's own session
-    # (nox -s "tests(numpy-kernels-cuda)") sets AUTOGRAD_TRITON_AOT=1; the sessions that run every suite do not.
+    # (nox -s "tests(numpy-kernels-cuda)") sets AUTOGRAD_COMPILE_KERNELS=1; the sessions that run every suite do not.
     pytest.mark.skipif(
-        os.environ.get("AUTOGRAD_TRITON_AOT") != "1",
-        reason="AOT compilation runs with AUTOGRAD_TRITON_AOT=1 (nox -s 'tests(numpy-kernels-cuda)' sets it)",
+        os.environ.get("AUTOGRAD_COMPILE_KERNELS") != "1",
+        reason="AOT compilation runs with AUTOGRAD_COMPILE_KERNELS=1 (nox -s 'tests(numpy-kernels-cuda)' sets it)",
     ),
 ]
 
