@@ -17,7 +17,8 @@ packages (CuPy, PyTorch and, through PyTorch, Triton and libcudnn are used as in
    optim, autograd-kernels-cuda, and that package's GPU tests (tests/test_gpu.py: the conformance of
    ``cudnn_sdpa``, ``triton_fused`` and ``cuda_flash`` on the device) in two processes;
 2. measures host synchronisations in a mixed-precision training step: counted one by one on the simulated
-   CuPy (tests/sync_step.py --simulate), and on the device (a queued kernel the step must not wait for);
+   CuPy (tests/sync_step.py --simulate, with a loss scaler), and on the device without one (a queued kernel
+   the step must not wait for);
 3. runs the benchmarks one after the other (benchmarks/bench_cuda.py): attention (the three CUDA paths
    against PyTorch's SDPA), a GPT-2-small step and a small ResNet step against PyTorch eager CUDA, per-op
    overhead;
@@ -263,7 +264,8 @@ def _sync_section(simulated: Optional[Dict[str, Any]], device: Optional[Dict[str
     else:
         waited = not device["returned_before_the_device_finished"]
         lines.append(
-            f"- on the device: a {device['spin_ms']:.0f} ms kernel queued first; the step's host time was "
+            f"- on the device: a {device['spin_ms']:.0f} ms kernel queued first; the step "
+            f"({'with' if device.get('loss_scaler', True) else 'without'} a loss scaler)'s host time was "
             f"{device['host_ms']:.1f} ms and it {'waited for the device' if waited else 'never waited for the device'}"
         )
     return lines
@@ -364,7 +366,7 @@ def run(wheelhouse: Path, out: Path, deadline: float) -> int:
         sync_script = str(ROOT / KERNELS / "sync_step.py")
         for name, cmd, extra in (
             ("sync-simulated", [str(py), sync_script, "--simulate", "--kernels", "triton"], {"TRITON_INTERPRET": "1"}),
-            ("sync-device", [str(py), sync_script, "--spin-ms", "1000"], {}),
+            ("sync-device", [str(py), sync_script, "--spin-ms", "1000", "--no-loss-scaler"], {}),
         ):
             log = out / f"{name}.log"
             if reason:  # the simulated count needs no GPU, but Triton comes with the GPU machine's PyTorch

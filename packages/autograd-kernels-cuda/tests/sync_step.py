@@ -20,7 +20,7 @@ whether the step returned while the kernel still ran (no host wait) and how
 long the host spent in the step.
 
     python sync_step.py --simulate [--kernels triton|reference] [--no-loss-scaler]
-    python sync_step.py [--spin-ms 500]          # on a GPU
+    python sync_step.py [--spin-ms 500] [--no-loss-scaler]   # on a GPU
 """
 
 from __future__ import annotations
@@ -153,13 +153,13 @@ def simulate(kernels: str, loss_scaler: bool = True) -> Dict[str, Any]:
     }
 
 
-def on_device(spin_ms: float) -> Dict[str, Any]:
+def on_device(spin_ms: float, loss_scaler: bool = True) -> Dict[str, Any]:
     import cupy
 
     from autograd.optim import Adam, LossScaler
 
     model, inputs, targets = build()
-    opt = Adam(model.parameters, lr=1e-3, weight_decay=0.01, loss_scaler=LossScaler())
+    opt = Adam(model.parameters, lr=1e-3, weight_decay=0.01, loss_scaler=LossScaler() if loss_scaler else None)
     for _ in range(2):
         step(model, opt, inputs, targets)
     stream = cupy.cuda.get_current_stream()
@@ -175,6 +175,7 @@ def on_device(spin_ms: float) -> Dict[str, Any]:
     total = time.perf_counter() - start
     return {
         "spin_ms": spin_ms,
+        "loss_scaler": loss_scaler,
         "host_ms": host * 1e3,
         "device_ms": total * 1e3,
         "returned_before_the_device_finished": busy,
@@ -186,9 +187,10 @@ def main(argv: List[str] | None = None) -> int:
     p.add_argument("--simulate", action="store_true", help="on the simulated CuPy (no GPU): list every sync")
     p.add_argument("--kernels", choices=["triton", "reference"], default="triton")
     p.add_argument("--spin-ms", type=float, default=500.0)
-    p.add_argument("--no-loss-scaler", action="store_true", help="the step without a LossScaler (--simulate)")
+    p.add_argument("--no-loss-scaler", action="store_true", help="the step without a LossScaler")
     args = p.parse_args(argv)
-    result = simulate(args.kernels, not args.no_loss_scaler) if args.simulate else on_device(args.spin_ms)
+    scaler = not args.no_loss_scaler
+    result = simulate(args.kernels, scaler) if args.simulate else on_device(args.spin_ms, scaler)
     print(json.dumps(result, indent=1))
     return 0
 
