@@ -15,34 +15,10 @@ they skip too: the interpreter's arrays are NumPy's.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
+from interpreter_setup import use_triton_interpreter
 
-from autograd import backend
-
-if backend.BACKEND == "cupy":
-    pytest.skip(
-        "on the cupy backend the triton_fused kernels run compiled on the GPU (test_gpu.py); the interpreter tests "
-        "run on the numpy backend",
-        allow_module_level=True,
-    )
-if backend.BACKEND != "numpy":
-    pytest.skip(
-        f"the interpreter runs the kernels on NumPy arrays, so these tests run on the numpy backend (this process "
-        f"has {backend.BACKEND})",
-        allow_module_level=True,
-    )
-# Before triton is first imported: triton.jit reads the flag when it decorates a function (see the findings in
-# test_triton_interpreter.py).
-_TRITON_IMPORTED_EARLY = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
-os.environ["TRITON_INTERPRET"] = "1"
-if _TRITON_IMPORTED_EARLY:
-    raise RuntimeError(
-        "triton was imported before TRITON_INTERPRET=1 could be set, so its kernels cannot run in the interpreter: "
-        "run this file in its own pytest process, or set TRITON_INTERPRET=1 in the environment"
-    )
+use_triton_interpreter()  # before anything imports triton
 
 import numpy as np  # noqa: E402
 from autograd_kernels_cuda import triton_fused  # noqa: E402

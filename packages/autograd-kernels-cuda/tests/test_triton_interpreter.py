@@ -9,35 +9,12 @@ over blocks run, ties, ignored targets, Tq != Tk.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
+from interpreter_setup import use_triton_interpreter
 
 from autograd import backend
 
-if backend.BACKEND == "cupy":
-    pytest.skip(
-        "on the cupy backend the kernels run compiled on the GPU (test_gpu.py); setting TRITON_INTERPRET here would "
-        "make that process interpret them",
-        allow_module_level=True,
-    )
-if backend.BACKEND != "numpy":
-    # The kernels run on NumPy arrays whatever the backend: the numpy sessions run them, the others would repeat them.
-    pytest.skip(
-        f"the interpreter tests run the kernels on NumPy arrays, in the numpy sessions (this one is {backend.BACKEND})",
-        allow_module_level=True,
-    )
-
-# Before triton is first imported: triton.jit reads the flag when it decorates a function, and triton.language's
-# own helpers (tl.sum, tl.max...) are @jit functions decorated at that first import.
-_TRITON_IMPORTED_EARLY = "triton" in sys.modules and os.environ.get("TRITON_INTERPRET") != "1"
-os.environ["TRITON_INTERPRET"] = "1"
-if _TRITON_IMPORTED_EARLY:
-    raise RuntimeError(
-        "triton was imported before TRITON_INTERPRET=1 could be set, so its kernels cannot run in the interpreter: "
-        "run this file in its own pytest process, or set TRITON_INTERPRET=1 in the environment"
-    )
+use_triton_interpreter()  # before anything imports triton
 
 import numpy as np  # noqa: E402
 
@@ -482,7 +459,6 @@ def _keep_mask(seed, b, h, tq, tk, p):
 
 def test_the_reference_keep_mask_is_core_s():
     dropout = pytest.importorskip("autograd.kernels.dropout", reason="autograd-core's dropout module is not importable")
-    from autograd import backend
 
     if backend.BACKEND != "numpy":
         pytest.skip("compares NumPy arrays")
