@@ -31,7 +31,10 @@ CuPy's allocator. :func:`reasons` lists why cuDNN declines a call.
 Without a GPU, :func:`build_graph` still builds and validates both graphs
 (``validate()``, ``build_operation_graph()``): with frontend 1.29+ that runs the
 frontend's own Python SDPA checks; cuDNN's support check and plan building
-need the library and a GPU (see /work/notes/issue23-findings.md).
+need the library and a GPU. (Those Python checks are looser than cuDNN's: they
+reject a head dim that is not a multiple of 8 but accept float32 and head dims
+cuDNN's kernels do not support, which is why :func:`reasons` declines those
+itself.)
 """
 
 from __future__ import annotations
