@@ -11,8 +11,9 @@ the cases it skips with the reason. Re-exported by :mod:`autograd.testing`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -103,6 +104,22 @@ def _record(report: ConformanceReport, label: str, problems: List[Optional[str]]
         report.passed.append(label)
 
 
+def _run_case(
+    report: ConformanceReport, impl: Kernel, label: str, inputs: KernelInputs, run: Callable[[], List[Optional[str]]]
+) -> None:
+    """One case: a decline is recorded (and must be honoured by the dispatcher), else ``run()``'s problems."""
+    reasons = registry._ask(impl, "check", inputs)
+    if reasons:
+        problem = _decline_problem(impl.name, inputs, reasons)
+        (report.failures if problem else report.declined).append(problem or f"{label}: {reasons}")
+        return
+    try:
+        problems = run()
+    except Exception as exc:  # noqa: BLE001 - reported as a failure of this case
+        problems = [f"raised {type(exc).__name__}: {exc}"]
+    _record(report, label, problems)
+
+
 def _rounded(case: KernelCase, dt: Any) -> KernelCase:
     """``case`` with its floating inputs rounded to ``dt`` (as float64): what the reference computes from."""
 
@@ -176,28 +193,10 @@ def check_kernel_implementation(
                     report.skipped.append(f"{label}: {case.skip}")
                     continue
                 args, params = contract.case_arguments(case, dt)
-                inputs = contract.describe(*args, **params)
-                reasons = registry._ask(obj, "check", inputs)
-                if reasons:
-                    problem = _decline_problem(obj.name, inputs, reasons)
-                    (report.failures if problem else report.declined).append(problem or f"{label}: {reasons}")
-                    continue
-                try:
-                    problems = _compare(contract, obj, case, dt_name, dt, seed + index)
-                except Exception as exc:  # noqa: BLE001 - reported as a failure of this case
-                    problems = [f"raised {type(exc).__name__}: {exc}"]
-                _record(report, label, problems)
+                compare = functools.partial(_compare, contract, obj, case, dt_name, dt, seed + index)
+                _run_case(report, obj, label, contract.describe(*args, **params), compare)
         for label, inputs, run in contract.extra_cases(obj, rng):
-            reasons = registry._ask(obj, "check", inputs)
-            if reasons:
-                problem = _decline_problem(obj.name, inputs, reasons)
-                (report.failures if problem else report.declined).append(problem or f"{label}: {reasons}")
-                continue
-            try:
-                problems = run()
-            except Exception as exc:  # noqa: BLE001 - reported as a failure of this case
-                problems = [f"raised {type(exc).__name__}: {exc}"]
-            _record(report, label, problems)
+            _run_case(report, obj, label, inputs, run)
     if report.failures and raise_on_failure:
         raise AssertionError(str(report))
     return report
