@@ -35,7 +35,7 @@ def _envs(tmp_path):
 
 
 def test_data_reads_the_launch_as_distributed_does(tmp_path):
-    """autograd-data cannot import autograd.distributed, so it reads the variables itself: in the same way."""
+    """The sampler's defaults and detect_launch come from one reader (autograd.data.launch): they agree."""
     for env in _envs(tmp_path):
         launch = detect_launch(env)
         assert launch_rank_and_size(env) == (launch.rank, launch.size), env

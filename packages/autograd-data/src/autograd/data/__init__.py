@@ -23,15 +23,9 @@ name                                what it is
 from autograd.data._worker import WorkerInfo, get_worker_info
 from autograd.data.collate import PadCollate, default_collate, default_convert, pad_sequences, padding_mask
 from autograd.data.dataset import ArrayDataset, Dataset, IterableDataset, TokenDataset, token_file_dtype
+from autograd.data.launch import Launch, launch_rank_and_size, read_launch
 from autograd.data.loader import DataLoader, DataLoaderError, LoaderTimeoutError, WorkerDiedError
-from autograd.data.sampler import (
-    BatchSampler,
-    DistributedSampler,
-    RandomSampler,
-    Sampler,
-    SequentialSampler,
-    launch_rank_and_size,
-)
+from autograd.data.sampler import BatchSampler, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = [
     "DataLoader",
@@ -49,6 +43,8 @@ __all__ = [
     "BatchSampler",
     "DistributedSampler",
     "launch_rank_and_size",
+    "read_launch",
+    "Launch",
     "default_collate",
     "default_convert",
     "PadCollate",

@@ -19,12 +19,12 @@ epoch's iteration and iterating again gives the same indices, which is what
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import numpy as np
+
+from autograd.data.launch import launch_rank_and_size
 
 __all__ = [
     "Sampler",
@@ -32,7 +32,7 @@ __all__ = [
     "RandomSampler",
     "BatchSampler",
     "DistributedSampler",
-    "launch_rank_and_size",
+    "launch_rank_and_size",  # defined in autograd.data.launch; the DistributedSampler's defaults
 ]
 
 
@@ -271,67 +271,6 @@ class BatchSampler(Sampler):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if hasattr(self.sampler, "load_state_dict"):
             self.sampler.load_state_dict(state)
-
-
-# --- the launcher's rank and world size --------------------------------------------------------
-
-
-def _int_var(env: Mapping[str, str], name: str) -> int:
-    raw = env[name]
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"the launcher variable {name}={raw!r} is not an integer") from None
-
-
-def launch_rank_and_size(env: Optional[Mapping[str, str]] = None) -> Tuple[int, int]:
-    """``(rank, world_size)`` of this process from its launcher's environment variables; ``(0, 1)`` without one.
-
-    The same variables, in the same order, as
-    ``autograd.distributed.detect_launch`` reads (which this package cannot
-    import: autograd-data depends on core only): OpenMPI's
-    ``OMPI_COMM_WORLD_RANK``/``OMPI_COMM_WORLD_SIZE``, MPICH's
-    ``PMI_RANK``/``PMI_SIZE``, MLX's ``MLX_RANK`` + ``MLX_HOSTFILE`` (the
-    world size is the number of hosts in that JSON list), then torchrun's
-    ``RANK``/``WORLD_SIZE``.
-
-    Raises:
-        ValueError: a variable is not an integer, the MLX host file cannot be
-            read, or the rank is not in ``0 .. world_size - 1``.
-
-    Examples:
-        >>> from autograd.data import launch_rank_and_size
-        >>> launch_rank_and_size({})  # no launcher: a single process
-        (0, 1)
-        >>> launch_rank_and_size({"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3"})  # torchrun
-        (3, 8)
-        >>> launch_rank_and_size({"OMPI_COMM_WORLD_RANK": "1", "OMPI_COMM_WORLD_SIZE": "2"})  # OpenMPI's mpirun
-        (1, 2)
-    """
-    env = os.environ if env is None else env
-    if "OMPI_COMM_WORLD_SIZE" in env:
-        rank, size, names = _int_var(env, "OMPI_COMM_WORLD_RANK"), _int_var(env, "OMPI_COMM_WORLD_SIZE"), "OMPI_*"
-    elif "PMI_SIZE" in env and "PMI_RANK" in env:
-        rank, size, names = _int_var(env, "PMI_RANK"), _int_var(env, "PMI_SIZE"), "PMI_*"
-    elif "MLX_RANK" in env or "MLX_HOSTFILE" in env:
-        path = env.get("MLX_HOSTFILE")
-        if not path or "MLX_RANK" not in env:
-            raise ValueError("MLX's ring launch needs both MLX_RANK and MLX_HOSTFILE (mlx.launch sets them)")
-        try:
-            with open(path) as f:
-                hosts = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"MLX_HOSTFILE={path!r} cannot be read as a JSON list of hosts: {exc}") from None
-        if not isinstance(hosts, list) or not hosts:
-            raise ValueError(f"MLX_HOSTFILE={path!r} must hold a JSON list with one entry per rank, got {hosts!r}")
-        rank, size, names = _int_var(env, "MLX_RANK"), len(hosts), "MLX_RANK/MLX_HOSTFILE"
-    elif "WORLD_SIZE" in env and "RANK" in env:
-        rank, size, names = _int_var(env, "RANK"), _int_var(env, "WORLD_SIZE"), "RANK/WORLD_SIZE"
-    else:
-        return 0, 1
-    if size < 1 or not 0 <= rank < size:
-        raise ValueError(f"the launcher variables ({names}) give rank {rank} of {size}")
-    return rank, size
 
 
 class DistributedSampler(Sampler):

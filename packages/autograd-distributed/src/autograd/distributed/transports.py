@@ -31,12 +31,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 import numpy as np
 
 from autograd import backend
+from autograd.data.launch import Launch, read_launch
 
 __all__ = [
     "DistributedError",
@@ -69,47 +69,12 @@ class CollectiveTimeoutError(DistributedError):
 # --- launch detection --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Launch:
-    """How this process was started.
-
-    ``launcher`` is ``"none"`` (a plain ``python`` process), ``"mpi"``
-    (``mpiexec``/``mpirun`` of OpenMPI, MPICH or Intel MPI), ``"mlx"``
-    (``mlx.launch`` or ``MLX_RANK`` + ``MLX_HOSTFILE``) or ``"env"`` (the
-    ``RANK``/``WORLD_SIZE`` variables of torchrun-style launchers).
-
-    Examples:
-        What :func:`detect_launch` returns for rank 1 of ``mpiexec -n 2`` (MPICH's variables):
-
-        >>> from autograd import distributed as dist
-        >>> launch = dist.detect_launch({"PMI_RANK": "1", "PMI_SIZE": "2"})
-        >>> launch
-        Launch(launcher='mpi', rank=1, size=2, local_rank=0, vars={'PMI_RANK': '1', 'PMI_SIZE': '2'})
-        >>> launch.rank, launch.size
-        (1, 2)
-    """
-
-    launcher: str
-    rank: int
-    size: int
-    local_rank: int
-    vars: Dict[str, str] = field(default_factory=dict)
-
-
-def _int_var(env: Dict[str, str], name: str, default: Optional[int] = None) -> int:
-    raw = env.get(name)
-    if raw is None:
-        if default is None:
-            raise DistributedError(f"the launch sets no {name}; it is needed to place this process")
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise DistributedError(f"{name}={raw!r} is not an integer") from None
-
-
 def detect_launch(env: Optional[Dict[str, str]] = None) -> Launch:
     """Read the launcher's variables (MPI first, then MLX's, then torchrun's); a plain process is world size 1.
+
+    The reading is autograd-data's :func:`~autograd.data.launch.read_launch` (the
+    ``DistributedSampler``'s defaults come from the same place); a launch it
+    refuses raises :class:`DistributedError` here.
 
     Args:
         env: The variables to read (default ``os.environ``).
@@ -124,68 +89,10 @@ def detect_launch(env: Optional[Dict[str, str]] = None) -> Launch:
         >>> dist.detect_launch({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})  # torchrun
         Launch(launcher='env', rank=3, size=4, local_rank=1, vars={'RANK': '3', 'WORLD_SIZE': '4'})
     """
-    env = dict(os.environ if env is None else env)
-    if "OMPI_COMM_WORLD_SIZE" in env:  # OpenMPI
-        launch = Launch(
-            "mpi",
-            _int_var(env, "OMPI_COMM_WORLD_RANK"),
-            _int_var(env, "OMPI_COMM_WORLD_SIZE"),
-            _int_var(env, "OMPI_COMM_WORLD_LOCAL_RANK", 0),
-            {k: env[k] for k in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")},
-        )
-    elif "PMI_SIZE" in env and "PMI_RANK" in env:  # MPICH / Intel MPI (Hydra)
-        launch = Launch(
-            "mpi",
-            _int_var(env, "PMI_RANK"),
-            _int_var(env, "PMI_SIZE"),
-            _int_var(env, "MPI_LOCALRANKID", 0),
-            {k: env[k] for k in ("PMI_RANK", "PMI_SIZE")},
-        )
-    elif "MLX_RANK" in env or "MLX_HOSTFILE" in env:
-        path = env.get("MLX_HOSTFILE")
-        if not path or "MLX_RANK" not in env:
-            raise DistributedError("MLX's ring launch needs both MLX_RANK and MLX_HOSTFILE (mlx.launch sets them)")
-        hosts = _read_hostfile(path)
-        rank = _int_var(env, "MLX_RANK")
-        launch = Launch(
-            "mlx", rank, len(hosts), _ring_local_rank(hosts, rank), {"MLX_RANK": env["MLX_RANK"], "MLX_HOSTFILE": path}
-        )
-    elif "WORLD_SIZE" in env and "RANK" in env:  # torchrun and friends
-        launch = Launch(
-            "env",
-            _int_var(env, "RANK"),
-            _int_var(env, "WORLD_SIZE"),
-            _int_var(env, "LOCAL_RANK", 0),
-            {k: env[k] for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k in env},
-        )
-    else:
-        return Launch("none", 0, 1, 0)
-    if launch.size < 1 or not 0 <= launch.rank < launch.size:
-        raise DistributedError(f"the launch variables {launch.vars} give rank {launch.rank} of {launch.size}")
-    return launch
-
-
-def _read_hostfile(path: str) -> List[Any]:
     try:
-        with open(path) as f:
-            hosts = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise DistributedError(f"MLX_HOSTFILE={path!r} cannot be read as a JSON list of hosts: {exc}") from None
-    if not isinstance(hosts, list) or not hosts:
-        raise DistributedError(f"MLX_HOSTFILE={path!r} must hold a JSON list with one entry per rank, got {hosts!r}")
-    return hosts
-
-
-def _ring_local_rank(hosts: List[Any], rank: int) -> int:
-    # The ring host file lists "ip:port" entries per rank: ranks before this one on the same address share its node.
-    def address(entry: Any) -> str:
-        first = entry[0] if isinstance(entry, list) and entry else entry
-        return str(first).rsplit(":", 1)[0]
-
-    if not 0 <= rank < len(hosts):
-        return 0
-    mine = address(hosts[rank])
-    return sum(address(h) == mine for h in hosts[:rank])
+        return read_launch(env)
+    except ValueError as exc:
+        raise DistributedError(str(exc)) from None
 
 
 # --- the interface and the single-process transport -----------------------------
