@@ -122,6 +122,8 @@ def test_launch_rank_and_size_errors_name_the_variable(tmp_path):
         launch_rank_and_size({"RANK": "x", "WORLD_SIZE": "2"})
     with pytest.raises(ValueError, match="give rank 3 of 2"):
         launch_rank_and_size({"PMI_RANK": "3", "PMI_SIZE": "2"})
+    with pytest.raises(ValueError, match="the launch sets no OMPI_COMM_WORLD_RANK"):
+        launch_rank_and_size({"OMPI_COMM_WORLD_SIZE": "2"})
     with pytest.raises(ValueError, match="needs both MLX_RANK and MLX_HOSTFILE"):
         launch_rank_and_size({"MLX_RANK": "0"})
     with pytest.raises(ValueError, match="cannot be read as a JSON list"):
