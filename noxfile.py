@@ -452,6 +452,8 @@ def docs(session: nox.Session) -> None:
     # kernels-mlx brings mlx, which autodoc imports
     _install(session, "numpy", list(PACKAGES), "-r", "docs/requirements.txt")
     out = Path(session.posargs[0]) if session.posargs else ROOT / "docs" / "_build" / "html"
+    if not session.posargs:  # from scratch, as `site` builds: autodoc does not notice edited docstrings
+        shutil.rmtree(out, ignore_errors=True)
     session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
     session.log(f"documentation built in {out}")
 
